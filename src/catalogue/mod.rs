@@ -1,0 +1,553 @@
+//! The query catalogue: loading `queries.yaml` and validating it.
+//!
+//! [`load`] reads a file, parses it into the `raw` mirror and turns it into a
+//! [`Catalogue`], collecting *every* problem at once as a [`Diagnostic`]
+//! (file, line, column, field).
+//! Everything downstream takes only the validated types defined here: a
+//! `Catalogue` that exists is one whose names, labels and durations are legal.
+
+mod raw;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_saphyr::{Location, Spanned};
+
+pub use raw::MetricKind;
+
+/// The largest catalogue file accepted; bigger files are refused before parsing.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Metric-name prefix reserved for the exporter's own metrics.
+pub const SELF_PREFIX: &str = "runbook_exporter_";
+
+/// Metric names the exporter emits itself and a catalogue may not reuse.
+const RESERVED_NAMES: &[&str] = &["pg_up"];
+
+/// A validated catalogue.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    /// The file it was loaded from, for messages.
+    pub source: String,
+    /// Queries in file order.
+    pub queries: Vec<Query>,
+    /// Metric families in order of first appearance; a family may be fed by several queries.
+    pub families: Vec<Family>,
+}
+
+/// One validated query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Unique name, used as the `query` label of self-metrics.
+    pub name: String,
+    /// What it measures, with the runbook section.
+    pub help: String,
+    /// The single SELECT statement.
+    pub sql: String,
+    /// Server-side `statement_timeout`, also the client-side bound (plus a margin).
+    pub timeout: Duration,
+    /// Server-side `lock_timeout`.
+    pub lock_timeout: Duration,
+    /// How long a successful result may be served again; zero means every scrape.
+    pub ttl: Duration,
+    /// Series budget for one execution.
+    pub max_series: usize,
+    /// What the server must offer for the query to run.
+    pub requires: Requires,
+    /// What to make of each row.
+    pub metrics: Vec<Metric>,
+}
+
+/// Preconditions of a query; when one is not met the query is skipped, not failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requires {
+    /// Lowest server major version, inclusive.
+    pub min_version: Option<u32>,
+    /// Highest server major version, inclusive.
+    pub max_version: Option<u32>,
+    /// Extensions that must be installed in the database.
+    pub extensions: Vec<String>,
+    /// Tables that must exist (resolved with `to_regclass`).
+    pub tables: Vec<String>,
+}
+
+/// How one metric is read from a query's rows.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    /// Index into [`Catalogue::families`].
+    pub family: usize,
+    /// Column holding the sample value.
+    pub value_column: String,
+    /// Columns that become labels, in order; the label name is the column name.
+    pub label_columns: Vec<String>,
+    /// Constant labels appended after the column labels.
+    pub const_labels: Vec<(String, String)>,
+}
+
+/// A metric family as exposed: one HELP/TYPE header and the series of all its sources.
+#[derive(Debug, Clone)]
+pub struct Family {
+    /// Name without the `_total` suffix of counters.
+    pub name: String,
+    /// Gauge or counter.
+    pub kind: MetricKind,
+    /// HELP text, whitespace collapsed to single spaces.
+    pub help: String,
+    /// Label names, sorted; every source has this same set.
+    pub label_names: Vec<String>,
+    /// `(query index, metric index)` of every metric feeding this family.
+    pub sources: Vec<(usize, usize)>,
+}
+
+/// One problem found in a catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// The field, as a path (`queries.connections.metrics[0].name`).
+    pub field: String,
+    /// What is wrong, lower-case, no trailing period.
+    pub message: String,
+}
+
+/// Why a catalogue could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("{file}: cannot read catalogue: {source}")]
+    Io {
+        /// The path as given.
+        file: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("{file}: catalogue is larger than {limit} bytes, refusing to parse it")]
+    TooLarge {
+        /// The path as given.
+        file: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The file is not valid YAML or does not have the catalogue's shape.
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        /// The path as given.
+        file: String,
+        /// 1-based line, 0 when unknown.
+        line: u64,
+        /// 1-based column, 0 when unknown.
+        column: u64,
+        /// The parser's message.
+        message: String,
+    },
+    /// The file parsed but breaks one or more rules.
+    #[error("{}", render_diagnostics(file, diagnostics))]
+    Invalid {
+        /// The path as given.
+        file: String,
+        /// Every problem found, in file order.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+fn render_diagnostics(file: &str, diagnostics: &[Diagnostic]) -> String {
+    let mut out = format!("{file}: {} problem(s) in catalogue", diagnostics.len());
+    for d in diagnostics {
+        out.push_str(&format!("\n{file}:{}:{}: {}: {}", d.line, d.column, d.field, d.message));
+    }
+    out
+}
+
+/// Reads and validates the catalogue at `path`.
+pub fn load(path: &Path) -> Result<Catalogue, Error> {
+    let file = path.display().to_string();
+    let io = |source| Error::Io { file: file.clone(), source };
+    let handle = std::fs::File::open(path).map_err(io)?;
+    // Read at most one byte past the limit so a huge file is refused without reading it whole.
+    let mut bytes = Vec::new();
+    handle.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::TooLarge { file, limit: MAX_FILE_BYTES });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| Error::Syntax {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        message: format!("catalogue is not valid UTF-8: {e}"),
+    })?;
+    parse(&text, &file)
+}
+
+/// Parses and validates catalogue text; `file` is only used in messages.
+pub fn parse(text: &str, file: &str) -> Result<Catalogue, Error> {
+    let raw: raw::File = serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        Error::Syntax { file: file.to_owned(), line, column, message: syntax_message(&e) }
+    })?;
+    let mut v = Validator { diagnostics: Vec::new() };
+    let catalogue = v.catalogue(raw, file);
+    if v.diagnostics.is_empty() {
+        Ok(catalogue)
+    } else {
+        v.diagnostics.sort_by_key(|d| (d.line, d.column));
+        Err(Error::Invalid { file: file.to_owned(), diagnostics: v.diagnostics })
+    }
+}
+
+/// Parser limits: a catalogue is small, so anything alias-heavy or huge is hostile.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_events = 200_000;
+    budget.max_recorded_anchor_events = 50_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// The parser's message on one line, without its source snippet.
+fn syntax_message(e: &serde_saphyr::Error) -> String {
+    let rendered = e.without_snippet().to_string();
+    let first = rendered.lines().next().unwrap_or_default().trim();
+    // The location is already in our prefix; drop the parser's own copy of it.
+    match first.rfind(" at line ") {
+        Some(i) => first[..i].to_owned(),
+        None => first.to_owned(),
+    }
+}
+
+struct Validator {
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Settings that `defaults:` may set and queries may override.
+struct Inherited {
+    timeout: Duration,
+    lock_timeout: Duration,
+    ttl: Duration,
+    max_series: usize,
+}
+
+impl Validator {
+    fn report(&mut self, at: Location, field: impl Into<String>, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic {
+            line: at.line(),
+            column: at.column(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn catalogue(&mut self, raw: raw::File, file: &str) -> Catalogue {
+        let fallback = Inherited {
+            timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(1),
+            ttl: Duration::ZERO,
+            max_series: 1000,
+        };
+        let d = &raw.defaults;
+        let defaults = Inherited {
+            timeout: self.positive(d.timeout.as_ref(), "defaults.timeout", fallback.timeout),
+            lock_timeout: self.positive(d.lock_timeout.as_ref(), "defaults.lock_timeout", fallback.lock_timeout),
+            ttl: self.duration(d.ttl.as_ref(), "defaults.ttl", fallback.ttl),
+            max_series: self.budget(d.max_series.as_ref(), "defaults.max_series", fallback.max_series),
+        };
+        if raw.queries.value.is_empty() {
+            self.report(raw.queries.referenced, "queries", "the catalogue has no queries");
+        }
+        let mut queries = Vec::new();
+        let mut families: Vec<Family> = Vec::new();
+        let mut family_at: HashMap<String, (usize, Location)> = HashMap::new();
+        for (name, q) in raw.queries.value {
+            let qi = queries.len();
+            let query = self.query(&name, q, &defaults, qi, &mut families, &mut family_at);
+            queries.push(query);
+        }
+        Catalogue { source: file.to_owned(), queries, families }
+    }
+
+    fn query(
+        &mut self,
+        name: &Spanned<String>,
+        q: raw::Query,
+        defaults: &Inherited,
+        qi: usize,
+        families: &mut Vec<Family>,
+        family_at: &mut HashMap<String, (usize, Location)>,
+    ) -> Query {
+        let path = format!("queries.{}", name.value);
+        if !is_query_name(&name.value) {
+            self.report(
+                name.referenced,
+                &path,
+                format!("invalid query name {:?}: use lower-case letters, digits and _", name.value),
+            );
+        }
+        let help = collapse_whitespace(&q.help.value);
+        if help.is_empty() {
+            self.report(q.help.referenced, format!("{path}.help"), "help must not be empty");
+        }
+        if q.sql.value.trim().is_empty() {
+            self.report(q.sql.referenced, format!("{path}.sql"), "sql must not be empty");
+        }
+        let requires = self.requires(&q.requires, &path);
+        if q.metrics.value.is_empty() {
+            self.report(q.metrics.referenced, format!("{path}.metrics"), "a query needs at least one metric");
+        }
+        let mut metrics = Vec::new();
+        let mut seen: HashMap<String, Location> = HashMap::new();
+        for (mi, m) in q.metrics.value.into_iter().enumerate() {
+            let mpath = format!("{path}.metrics[{mi}]");
+            let family_name = m.name.value.strip_suffix("_total").filter(|_| m.kind.value == MetricKind::Counter);
+            let family_name = family_name.unwrap_or(&m.name.value).to_owned();
+            if let Some(first) = seen.insert(family_name.clone(), m.name.referenced) {
+                self.report(
+                    m.name.referenced,
+                    format!("{mpath}.name"),
+                    format!(
+                        "metric {:?} is defined twice in this query (first at line {})",
+                        m.name.value,
+                        first.line()
+                    ),
+                );
+                continue;
+            }
+            self.metric_name(&m, &mpath);
+            let labels = self.labels(&m, &mpath);
+            let metric_help = m.help.as_ref().map(|h| collapse_whitespace(&h.value)).unwrap_or_else(|| help.clone());
+            let mut label_names = labels.clone();
+            label_names.sort();
+            let family = match family_at.get(&family_name) {
+                Some(&(fi, first)) => {
+                    let f = &mut families[fi];
+                    if f.kind != m.kind.value {
+                        self.report(
+                            m.kind.referenced,
+                            format!("{mpath}.type"),
+                            format!(
+                                "metric {:?} is a {:?} here but a {:?} at line {}",
+                                family_name,
+                                m.kind.value,
+                                f.kind,
+                                first.line()
+                            ),
+                        );
+                    } else if f.label_names != label_names {
+                        self.report(
+                            m.name.referenced,
+                            format!("{mpath}.labels"),
+                            format!(
+                                "metric {:?} has labels {:?} here but {:?} at line {}",
+                                family_name,
+                                label_names,
+                                f.label_names,
+                                first.line()
+                            ),
+                        );
+                    }
+                    f.sources.push((qi, mi));
+                    fi
+                }
+                None => {
+                    family_at.insert(family_name.clone(), (families.len(), m.name.referenced));
+                    families.push(Family {
+                        name: family_name,
+                        kind: m.kind.value,
+                        help: metric_help,
+                        label_names,
+                        sources: vec![(qi, mi)],
+                    });
+                    families.len() - 1
+                }
+            };
+            if labels.contains(&m.value.value) {
+                self.report(
+                    m.value.referenced,
+                    format!("{mpath}.value"),
+                    format!("column {:?} is both the value and a label", m.value.value),
+                );
+            }
+            if m.value.value.is_empty() {
+                self.report(m.value.referenced, format!("{mpath}.value"), "value must name a column");
+            }
+            metrics.push(Metric {
+                family,
+                value_column: m.value.value,
+                label_columns: m.labels.into_iter().map(|l| l.value).collect(),
+                const_labels: m.const_labels.into_iter().map(|(k, v)| (k.value, v.value)).collect(),
+            });
+        }
+        Query {
+            name: name.value.clone(),
+            help,
+            sql: q.sql.value,
+            timeout: self.positive(q.timeout.as_ref(), &format!("{path}.timeout"), defaults.timeout),
+            lock_timeout: self.positive(
+                q.lock_timeout.as_ref(),
+                &format!("{path}.lock_timeout"),
+                defaults.lock_timeout,
+            ),
+            ttl: self.duration(q.ttl.as_ref(), &format!("{path}.ttl"), defaults.ttl),
+            max_series: self.budget(q.max_series.as_ref(), &format!("{path}.max_series"), defaults.max_series),
+            requires,
+            metrics,
+        }
+    }
+
+    fn metric_name(&mut self, m: &raw::Metric, mpath: &str) {
+        let name = &m.name.value;
+        let field = format!("{mpath}.name");
+        if !is_metric_name(name) {
+            self.report(
+                m.name.referenced,
+                field,
+                format!("invalid metric name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*"),
+            );
+        } else if name.starts_with(SELF_PREFIX) || RESERVED_NAMES.contains(&name.as_str()) {
+            self.report(
+                m.name.referenced,
+                field,
+                format!("metric name {name:?} is reserved for the exporter's own metrics"),
+            );
+        } else if m.kind.value == MetricKind::Gauge && name.ends_with("_total") {
+            self.report(
+                m.name.referenced,
+                field,
+                format!("gauge {name:?} must not end in _total: the suffix is for counters"),
+            );
+        }
+    }
+
+    /// Checks label names and returns them in exposition order (columns, then constants).
+    fn labels(&mut self, m: &raw::Metric, mpath: &str) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let all = m.labels.iter().map(|l| (l, "labels")).chain(m.const_labels.keys().map(|k| (k, "const_labels")));
+        for (label, field) in all {
+            let path = format!("{mpath}.{field}");
+            if !is_label_name(&label.value) {
+                self.report(
+                    label.referenced,
+                    path,
+                    format!(
+                        "invalid label name {:?}: must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __",
+                        label.value
+                    ),
+                );
+            } else if names.contains(&label.value) {
+                self.report(label.referenced, path, format!("label {:?} is listed twice", label.value));
+            } else {
+                names.push(label.value.clone());
+            }
+        }
+        names
+    }
+
+    fn requires(&mut self, r: &raw::Requires, path: &str) -> Requires {
+        if let (Some(min), Some(max)) = (&r.min_version, &r.max_version)
+            && min.value > max.value
+        {
+            self.report(
+                max.referenced,
+                format!("{path}.requires.max_version"),
+                format!("max_version {} is below min_version {}", max.value, min.value),
+            );
+        }
+        for e in &r.extensions {
+            if e.value.trim().is_empty() {
+                self.report(e.referenced, format!("{path}.requires.extensions"), "extension name must not be empty");
+            }
+        }
+        for t in &r.tables {
+            if t.value.trim().is_empty() {
+                self.report(t.referenced, format!("{path}.requires.tables"), "table name must not be empty");
+            }
+        }
+        Requires {
+            min_version: r.min_version.as_ref().map(|v| v.value),
+            max_version: r.max_version.as_ref().map(|v| v.value),
+            extensions: r.extensions.iter().map(|e| e.value.clone()).collect(),
+            tables: r.tables.iter().map(|t| t.value.clone()).collect(),
+        }
+    }
+
+    fn duration(&mut self, raw: Option<&Spanned<String>>, field: &str, fallback: Duration) -> Duration {
+        let Some(raw) = raw else { return fallback };
+        match humantime::parse_duration(raw.value.trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.report(
+                    raw.referenced,
+                    field,
+                    format!("invalid duration {:?}: {e} (use e.g. 500ms, 5s, 2m)", raw.value),
+                );
+                fallback
+            }
+        }
+    }
+
+    fn positive(&mut self, raw: Option<&Spanned<String>>, field: &str, fallback: Duration) -> Duration {
+        let d = self.duration(raw, field, fallback);
+        match raw {
+            Some(r) if d.is_zero() => {
+                self.report(r.referenced, field, "must be longer than 0s");
+                fallback
+            }
+            _ => d,
+        }
+    }
+
+    fn budget(&mut self, raw: Option<&Spanned<u64>>, field: &str, fallback: usize) -> usize {
+        match raw {
+            None => fallback,
+            Some(r) if r.value == 0 || r.value > 1_000_000 => {
+                self.report(r.referenced, field, "max_series must be between 1 and 1000000");
+                fallback
+            }
+            Some(r) => r.value as usize,
+        }
+    }
+}
+
+/// Whether `s` is a valid Prometheus metric name.
+pub fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Whether `s` is a valid, non-reserved Prometheus label name.
+pub fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    !s.starts_with("__")
+        && matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_query_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn collapse_whitespace(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl fmt::Display for MetricKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
