@@ -1,0 +1,245 @@
+//! Exporter core against a real PostgreSQL (issue 2): values, vanishing series,
+//! failing queries, timeouts, read-only execution, late database, output validity.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Cluster, Db, Exporter, Metrics, PASSWORD, eventually, promtool_check};
+
+const TYPES: &str = r#"
+queries:
+  typed:
+    help: Every supported value type.
+    sql: |
+      SELECT k, k2, i2, i4, i8, f4, f8, num, flag, ts, tstz, iv, nul, big
+      FROM typed ORDER BY k
+    metrics:
+      - {name: t_int2, type: gauge, value: i2, labels: [k, k2]}
+      - {name: t_int4, type: gauge, value: i4, labels: [k, k2]}
+      - {name: t_int8_total, type: counter, value: i8, labels: [k, k2]}
+      - {name: t_float4, type: gauge, value: f4, labels: [k, k2]}
+      - {name: t_float8, type: counter, value: f8, labels: [k, k2]}
+      - {name: t_numeric, type: gauge, value: num, labels: [k, k2]}
+      - {name: t_bool, type: gauge, value: flag, labels: [k, k2]}
+      - {name: t_ts_seconds, type: gauge, value: ts, labels: [k, k2]}
+      - {name: t_tstz_seconds, type: gauge, value: tstz, labels: [k, k2]}
+      - {name: t_interval_seconds, type: gauge, value: iv, labels: [k, k2]}
+      - {name: t_null, type: gauge, value: nul, labels: [k, k2]}
+      - {name: t_big, type: gauge, value: big, labels: [k], const_labels: {source: test}}
+"#;
+
+#[test]
+fn every_value_type_and_null_from_a_multi_row_query() {
+    let db = Db::new("types");
+    db.client()
+        .batch_execute(
+            "CREATE TABLE typed (k text, k2 int, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, num numeric, flag bool,
+                                 ts timestamp, tstz timestamptz, iv interval, nul int4, big numeric);
+             INSERT INTO typed VALUES
+               ('a', 1, -2, 40000, 9000000000, 1.5, 2.25, 12345.678, true, '2024-01-01 00:00:00', '2024-01-01 00:00:00+00',
+                '1 day 02:00:03.5', NULL, 'NaN'),
+               ('b \"quoted\"', NULL, 7, 0, 0, -0.5, 1e300, -0.001, false, 'infinity', '2000-01-01 00:00:01+00',
+                '1 mon', 5, 'Infinity');",
+        )
+        .unwrap();
+    let exporter = Exporter::start(TYPES, &db.url, &[]);
+    let m = exporter.metrics();
+    let a = [("k", "a"), ("k2", "1")];
+    let b = [("k", "b \"quoted\""), ("k2", "")];
+    assert_eq!(m.get("t_int2", &a), -2.0);
+    assert_eq!(m.get("t_int4", &a), 40000.0);
+    assert_eq!(m.get("t_int8_total", &a), 9_000_000_000.0);
+    assert_eq!(m.get("t_float4", &a), 1.5);
+    assert_eq!(m.get("t_float8_total", &b), 1e300);
+    assert_eq!(m.get("t_numeric", &a), 12345.678);
+    assert_eq!(m.get("t_numeric", &b), -0.001);
+    assert_eq!(m.get("t_bool", &a), 1.0);
+    assert_eq!(m.get("t_bool", &b), 0.0);
+    assert_eq!(m.get("t_ts_seconds", &a), 1_704_067_200.0);
+    assert_eq!(m.get("t_ts_seconds", &b), f64::INFINITY);
+    assert_eq!(m.get("t_tstz_seconds", &b), 946_684_801.0);
+    assert_eq!(m.get("t_interval_seconds", &a), 86_400.0 + 7_203.5);
+    assert_eq!(m.get("t_interval_seconds", &b), 30.0 * 86_400.0);
+    // A NULL value gives no sample and is counted; a NULL label is the empty string.
+    assert!(m.find("t_null", &a).is_empty());
+    assert_eq!(m.get("t_null", &b), 5.0);
+    assert_eq!(m.get("runbook_exporter_query_null_values_total", &[("query", "typed")]), 1.0);
+    assert!(m.get("t_big", &[("k", "a"), ("source", "test")]).is_nan());
+    assert_eq!(m.get("t_big", &[("k", "b \"quoted\"")]), f64::INFINITY);
+    assert_eq!(m.get("runbook_exporter_query_success", &[("query", "typed")]), 1.0);
+    assert_eq!(m.get("runbook_exporter_query_series", &[("query", "typed")]), 23.0);
+}
+
+const ONE_TABLE: &str = r#"
+queries:
+  items:
+    help: Items by name.
+    sql: SELECT name, qty FROM items
+    metrics:
+      - {name: item_qty, type: gauge, value: qty, labels: [name]}
+"#;
+
+#[test]
+fn a_deleted_row_disappears_from_the_next_scrape() {
+    let db = Db::new("vanish");
+    let mut c = db.client();
+    c.batch_execute("CREATE TABLE items (name text, qty int); INSERT INTO items VALUES ('x', 1), ('y', 2)").unwrap();
+    let exporter = Exporter::start(ONE_TABLE, &db.url, &[]);
+    let m = exporter.metrics();
+    assert_eq!(m.get("item_qty", &[("name", "y")]), 2.0);
+    c.batch_execute("DELETE FROM items WHERE name = 'y'; UPDATE items SET qty = 10").unwrap();
+    let m = exporter.metrics();
+    assert!(m.find("item_qty", &[("name", "y")]).is_empty(), "stale series survived");
+    assert_eq!(m.get("item_qty", &[("name", "x")]), 10.0);
+}
+
+#[test]
+fn failing_queries_only_lose_their_own_metrics() {
+    let db = Db::new("failing");
+    db.client().batch_execute("CREATE TABLE items (name text, qty int); INSERT INTO items VALUES ('x', 1)").unwrap();
+    let catalogue = format!(
+        "{ONE_TABLE}
+  syntax:
+    help: Broken SQL.
+    sql: SELEC 1 AS v
+    metrics: [{{name: broken_syntax, type: gauge, value: v}}]
+  missing:
+    help: A table that does not exist.
+    sql: SELECT count(*) AS v FROM no_such_table
+    metrics: [{{name: broken_missing, type: gauge, value: v}}]
+  wrongcol:
+    help: A value column that is not in the result.
+    sql: SELECT 1 AS w
+    metrics: [{{name: broken_column, type: gauge, value: v}}]
+"
+    );
+    let exporter = Exporter::start(&catalogue, &db.url, &[]);
+    exporter.scrape();
+    let m = exporter.metrics();
+    assert_eq!(m.get("item_qty", &[("name", "x")]), 1.0);
+    assert_eq!(m.get("pg_up", &[]), 1.0);
+    for (query, kind) in [("syntax", "sql"), ("missing", "sql"), ("wrongcol", "conversion")] {
+        assert_eq!(m.get("runbook_exporter_query_success", &[("query", query)]), 0.0, "{query}");
+        assert_eq!(m.get("runbook_exporter_query_errors_total", &[("query", query), ("kind", kind)]), 2.0, "{query}");
+    }
+    assert!(!m.has("broken_syntax") && !m.has("broken_missing") && !m.has("broken_column"));
+    assert_eq!(m.get("runbook_exporter_query_success", &[("query", "items")]), 1.0);
+    let logs = exporter.logs();
+    assert!(logs.contains("query=missing") && logs.contains("no_such_table"), "{logs}");
+    assert!(logs.contains("is not in the result"), "{logs}");
+}
+
+#[test]
+fn a_slow_query_is_cut_by_its_timeout_and_leaves_no_backend() {
+    let db = Db::new("timeout");
+    let catalogue = r#"
+queries:
+  sleepy:
+    help: Sleeps far longer than its timeout.
+    timeout: 1s
+    sql: SELECT 1 AS v FROM pg_sleep(30)
+    metrics: [{name: sleepy_value, type: gauge, value: v}]
+  quick:
+    help: Answers at once.
+    sql: SELECT 42 AS v
+    metrics: [{name: quick_value, type: gauge, value: v}]
+"#;
+    let exporter = Exporter::start(catalogue, &db.url, &[]);
+    let start = Instant::now();
+    let m = exporter.metrics();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(5), "scrape took {took:?}");
+    assert!(took >= Duration::from_millis(900), "scrape took {took:?}: the query cannot have run");
+    assert_eq!(m.get("quick_value", &[]), 42.0);
+    assert_eq!(m.get("runbook_exporter_query_success", &[("query", "sleepy")]), 0.0);
+    assert_eq!(m.get("runbook_exporter_query_errors_total", &[("query", "sleepy"), ("kind", "timeout")]), 1.0);
+    let mut c = db.client();
+    let still_running: i64 = c
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid() AND state = 'active'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(still_running, 0);
+}
+
+#[test]
+fn a_query_that_writes_fails_read_only_and_changes_nothing() {
+    let db = Db::new("readonly");
+    let mut c = db.client();
+    c.batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2), (3)").unwrap();
+    let catalogue = r#"
+queries:
+  destructive:
+    help: Tries to delete rows.
+    sql: DELETE FROM t RETURNING id
+    metrics: [{name: deleted_id, type: gauge, value: id}]
+"#;
+    let exporter = Exporter::start(catalogue, &db.url, &[]);
+    let m = exporter.metrics();
+    assert_eq!(m.get("runbook_exporter_query_errors_total", &[("query", "destructive"), ("kind", "sql")]), 1.0);
+    assert!(exporter.logs().contains("25006"), "expected read_only_sql_transaction: {}", exporter.logs());
+    let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
+    assert_eq!(n, 3);
+}
+
+#[test]
+fn the_exporter_starts_without_the_database_and_connects_when_it_comes_up() {
+    let mut db = Db::on(Cluster::start(), "late");
+    db.cluster().stop();
+    let exporter = Exporter::start(ONE_TABLE, &db.url, &["--database.connect-timeout", "1s"]);
+    let start = Instant::now();
+    let m = exporter.metrics();
+    assert!(start.elapsed() < Duration::from_secs(4), "scrape with the database down took {:?}", start.elapsed());
+    assert_eq!(m.get("pg_up", &[]), 0.0);
+    assert_eq!(m.get("runbook_exporter_query_success", &[("query", "items")]), 0.0);
+    assert!(m.has("runbook_exporter_build_info"));
+
+    db.cluster().launch();
+    db.client().batch_execute("CREATE TABLE items (name text, qty int); INSERT INTO items VALUES ('z', 3)").unwrap();
+    assert!(
+        eventually(Duration::from_secs(15), || exporter.metrics().find("pg_up", &[]) == vec![1.0]),
+        "pg_up never became 1: {}",
+        exporter.logs()
+    );
+    assert_eq!(exporter.metrics().get("item_qty", &[("name", "z")]), 3.0);
+}
+
+#[test]
+fn output_is_valid_in_both_formats_and_never_shows_the_password() {
+    let db = Db::new("valid");
+    db.client()
+        .batch_execute("CREATE TABLE items (name text, qty int); INSERT INTO items VALUES (E'line\\nbreak \\\\ \"q\"', 1)")
+        .unwrap();
+    let catalogue = format!(
+        "{ONE_TABLE}
+  sizes:
+    help: 'HELP with a backslash \\ and \"quotes\" (runbook: Health Check).'
+    sql: SELECT 'Infinity'::float8 AS v, 3 AS c
+    metrics:
+      - {{name: weird_value, type: gauge, value: v}}
+      - {{name: some_events_total, type: counter, value: c}}
+"
+    );
+    let exporter = Exporter::start(&catalogue, &db.url, &[]);
+    let text = exporter.scrape();
+    let complaints = promtool_check(&text);
+    // promtool lints names too; only parse errors matter here, naming is checked by `check`.
+    assert!(!complaints.contains("error while linting") && !complaints.contains("text format parsing error"), "{complaints}\n{text}");
+    let m = Metrics::parse(&text);
+    assert_eq!(m.get("item_qty", &[("name", "line\nbreak \\ \"q\"")]), 1.0);
+    assert_eq!(m.get("some_events_total", &[]), 3.0);
+    assert!(text.contains("# TYPE some_events_total counter"));
+
+    let (status, om) = support::get(&exporter.url("/metrics"), &[("Accept", "application/openmetrics-text; version=1.0.0")]);
+    assert_eq!(status, 200);
+    assert!(om.ends_with("# EOF\n"));
+    assert!(om.contains("# TYPE some_events counter\nsome_events_total 3\n"), "{om}");
+    assert!(om.contains("weird_value +Inf"));
+    assert!(om.contains(r#"HELP weird_value HELP with a backslash \\ and \"quotes\""#), "{om}");
+
+    let (_, landing) = support::get(&exporter.url("/"), &[]);
+    assert!(landing.contains("****"), "{landing}");
+    for (what, text) in [("metrics", &text), ("openmetrics", &om), ("landing page", &landing), ("logs", &exporter.logs())] {
+        assert!(!text.contains(PASSWORD), "password leaked into {what}");
+    }
+}
