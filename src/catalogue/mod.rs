@@ -216,11 +216,11 @@ fn yaml_options() -> serde_saphyr::Options {
 fn syntax_message(e: &serde_saphyr::Error) -> String {
     let rendered = e.without_snippet().to_string();
     let first = rendered.lines().next().unwrap_or_default().trim();
-    // The location is already in our prefix; drop the parser's own copy of it.
-    match first.rfind(" at line ") {
-        Some(i) => first[..i].to_owned(),
-        None => first.to_owned(),
-    }
+    // The location is already in our prefix; drop the parser's own copy of it,
+    // and its advice to the programmer about parser options.
+    let first = first.rfind(" at line ").map_or(first, |i| &first[..i]);
+    let first = first.find(", set DuplicateKeyPolicy").map_or(first, |i| &first[..i]);
+    first.to_owned()
 }
 
 struct Validator {
@@ -305,7 +305,19 @@ impl Validator {
         let mut seen: HashMap<String, Location> = HashMap::new();
         for (mi, m) in q.metrics.value.into_iter().enumerate() {
             let mpath = format!("{path}.metrics[{mi}]");
-            let family_name = m.name.value.strip_suffix("_total").filter(|_| m.kind.value == MetricKind::Counter);
+            let kind = match m.kind.value.as_str() {
+                "gauge" => MetricKind::Gauge,
+                "counter" => MetricKind::Counter,
+                other => {
+                    self.report(
+                        m.kind.referenced,
+                        format!("{mpath}.type"),
+                        format!("unknown metric type {other:?}: use gauge or counter"),
+                    );
+                    MetricKind::Gauge
+                }
+            };
+            let family_name = m.name.value.strip_suffix("_total").filter(|_| kind == MetricKind::Counter);
             let family_name = family_name.unwrap_or(&m.name.value).to_owned();
             if let Some(first) = seen.insert(family_name.clone(), m.name.referenced) {
                 self.report(
@@ -319,7 +331,7 @@ impl Validator {
                 );
                 continue;
             }
-            self.metric_name(&m, &mpath);
+            self.metric_name(&m, kind, &mpath);
             let labels = self.labels(&m, &mpath);
             let metric_help = m.help.as_ref().map(|h| collapse_whitespace(&h.value)).unwrap_or_else(|| help.clone());
             let mut label_names = labels.clone();
@@ -327,14 +339,14 @@ impl Validator {
             let family = match family_at.get(&family_name) {
                 Some(&(fi, first)) => {
                     let f = &mut families[fi];
-                    if f.kind != m.kind.value {
+                    if f.kind != kind {
                         self.report(
                             m.kind.referenced,
                             format!("{mpath}.type"),
                             format!(
-                                "metric {:?} is a {:?} here but a {:?} at line {}",
+                                "metric {:?} is a {} here but a {} at line {}",
                                 family_name,
-                                m.kind.value,
+                                kind,
                                 f.kind,
                                 first.line()
                             ),
@@ -359,7 +371,7 @@ impl Validator {
                     family_at.insert(family_name.clone(), (families.len(), m.name.referenced));
                     families.push(Family {
                         name: family_name,
-                        kind: m.kind.value,
+                        kind,
                         help: metric_help,
                         label_names,
                         sources: vec![(qi, mi)],
@@ -401,7 +413,7 @@ impl Validator {
         }
     }
 
-    fn metric_name(&mut self, m: &raw::Metric, mpath: &str) {
+    fn metric_name(&mut self, m: &raw::Metric, kind: MetricKind, mpath: &str) {
         let name = &m.name.value;
         let field = format!("{mpath}.name");
         if !is_metric_name(name) {
@@ -416,7 +428,7 @@ impl Validator {
                 field,
                 format!("metric name {name:?} is reserved for the exporter's own metrics"),
             );
-        } else if m.kind.value == MetricKind::Gauge && name.ends_with("_total") {
+        } else if kind == MetricKind::Gauge && name.ends_with("_total") {
             self.report(
                 m.name.referenced,
                 field,

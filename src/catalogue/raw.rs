@@ -60,7 +60,7 @@ pub(crate) struct Requires {
 pub(crate) struct Metric {
     pub name: Spanned<String>,
     #[serde(rename = "type")]
-    pub kind: Spanned<MetricKind>,
+    pub kind: Spanned<String>,
     pub help: Option<Spanned<String>>,
     pub value: Spanned<String>,
     #[serde(default)]
@@ -70,8 +70,7 @@ pub(crate) struct Metric {
 }
 
 /// `type:` of a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     /// A value that can go up and down.
     Gauge,

@@ -1,1 +1,125 @@
+use super::*;
 
+fn ok(yaml: &str) -> Catalogue {
+    parse(yaml, "test.yaml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn diagnostics(yaml: &str) -> Vec<Diagnostic> {
+    match parse(yaml, "test.yaml") {
+        Err(Error::Invalid { diagnostics, .. }) => diagnostics,
+        other => panic!("expected validation errors, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_apply_and_queries_override_them() {
+    let c = ok(r#"
+defaults: {timeout: 3s, ttl: 1m, max_series: 50, lock_timeout: 200ms}
+queries:
+  a:
+    help: "A (runbook: Health Check)."
+    sql: SELECT 1 AS v
+    metrics: [{name: a, type: gauge, value: v}]
+  b:
+    help: B.
+    ttl: 0s
+    timeout: 500ms
+    sql: SELECT 1 AS v
+    metrics: [{name: b, type: gauge, value: v}]
+"#);
+    let (a, b) = (&c.queries[0], &c.queries[1]);
+    assert_eq!(
+        (a.timeout, a.ttl, a.max_series, a.lock_timeout),
+        (Duration::from_secs(3), Duration::from_secs(60), 50, Duration::from_millis(200))
+    );
+    assert_eq!((b.timeout, b.ttl), (Duration::from_millis(500), Duration::ZERO));
+}
+
+#[test]
+fn built_in_defaults_when_there_is_no_defaults_block() {
+    let c = ok("queries: {a: {help: x, sql: SELECT 1 AS v, metrics: [{name: a, type: gauge, value: v}]}}");
+    let q = &c.queries[0];
+    assert_eq!((q.timeout, q.ttl, q.max_series), (Duration::from_secs(5), Duration::ZERO, 1000));
+}
+
+#[test]
+fn counter_suffix_is_stripped_and_families_merge_across_queries() {
+    let c = ok(r#"
+queries:
+  old:
+    help: Old layout.
+    requires: {max_version: 12}
+    sql: SELECT 1 AS v, 'x' AS l
+    metrics: [{name: calls_total, type: counter, value: v, labels: [l]}]
+  new:
+    help: New layout.
+    requires: {min_version: 13, extensions: [pg_stat_statements], tables: [public.t]}
+    sql: SELECT 1 AS v, 'x' AS l
+    metrics: [{name: calls, type: counter, value: v, labels: [l], help: Calls.}]
+"#);
+    assert_eq!(c.families.len(), 1);
+    let f = &c.families[0];
+    assert_eq!((f.name.as_str(), f.kind, f.help.as_str()), ("calls", MetricKind::Counter, "Old layout."));
+    assert_eq!(f.sources, vec![(0, 0), (1, 0)]);
+    assert_eq!(c.queries[1].requires.extensions, vec!["pg_stat_statements"]);
+    assert_eq!(c.queries[1].requires.min_version, Some(13));
+}
+
+#[test]
+fn help_whitespace_is_collapsed() {
+    let c = ok(
+        "queries: {a: {help: \"  two\\n lines  \", sql: SELECT 1 AS v, metrics: [{name: a, type: gauge, value: v}]}}",
+    );
+    assert_eq!(c.queries[0].help, "two lines");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_in_file_order() {
+    let d = diagnostics(
+        r#"queries:
+  Bad-Name:
+    help: ""
+    sql: " "
+    metrics: []
+  b:
+    help: x
+    requires: {min_version: 15, max_version: 13}
+    max_series: 0
+    sql: SELECT 1 AS v
+    metrics: [{name: b, type: gauge, value: v, labels: [v, __x]}]
+"#,
+    );
+    let fields: Vec<&str> = d.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "queries.Bad-Name",
+            "queries.Bad-Name.help",
+            "queries.Bad-Name.sql",
+            "queries.Bad-Name.metrics",
+            "queries.b.requires.max_version",
+            "queries.b.max_series",
+            "queries.b.metrics[0].value",
+            "queries.b.metrics[0].labels",
+        ]
+    );
+    assert!(d.iter().all(|d| d.line > 0 && d.column > 0), "{d:?}");
+}
+
+#[test]
+fn alias_bombs_hit_the_parser_budget() {
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for (prev, name) in ["a", "b", "c", "d", "e", "f", "g"].iter().zip(["b", "c", "d", "e", "f", "g", "h"]) {
+        bomb.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{prev}"); 10].join(", ")));
+    }
+    let r: Result<serde_json::Value, _> = serde_saphyr::from_str_with_options(&bomb, yaml_options());
+    assert!(r.is_err(), "a 10^8-node alias bomb was expanded");
+}
+
+#[test]
+fn name_rules() {
+    assert!(is_metric_name("pg_up") && is_metric_name("a:b_c9") && is_metric_name("_x"));
+    assert!(!is_metric_name("9a") && !is_metric_name("a-b") && !is_metric_name("") && !is_metric_name("é"));
+    assert!(is_label_name("datname") && is_label_name("_a"));
+    assert!(!is_label_name("__name__") && !is_label_name("a:b") && !is_label_name("1a"));
+}
