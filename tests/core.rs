@@ -208,7 +208,9 @@ fn the_exporter_starts_without_the_database_and_connects_when_it_comes_up() {
 fn output_is_valid_in_both_formats_and_never_shows_the_password() {
     let db = Db::new("valid");
     db.client()
-        .batch_execute("CREATE TABLE items (name text, qty int); INSERT INTO items VALUES (E'line\\nbreak \\\\ \"q\"', 1)")
+        .batch_execute(
+            "CREATE TABLE items (name text, qty int); INSERT INTO items VALUES (E'line\\nbreak \\\\ \"q\"', 1)",
+        )
         .unwrap();
     let catalogue = format!(
         "{ONE_TABLE}
@@ -224,13 +226,17 @@ fn output_is_valid_in_both_formats_and_never_shows_the_password() {
     let text = exporter.scrape();
     let complaints = promtool_check(&text);
     // promtool lints names too; only parse errors matter here, naming is checked by `check`.
-    assert!(!complaints.contains("error while linting") && !complaints.contains("text format parsing error"), "{complaints}\n{text}");
+    assert!(
+        !complaints.contains("error while linting") && !complaints.contains("text format parsing error"),
+        "{complaints}\n{text}"
+    );
     let m = Metrics::parse(&text);
     assert_eq!(m.get("item_qty", &[("name", "line\nbreak \\ \"q\"")]), 1.0);
     assert_eq!(m.get("some_events_total", &[]), 3.0);
     assert!(text.contains("# TYPE some_events_total counter"));
 
-    let (status, om) = support::get(&exporter.url("/metrics"), &[("Accept", "application/openmetrics-text; version=1.0.0")]);
+    let (status, om) =
+        support::get(&exporter.url("/metrics"), &[("Accept", "application/openmetrics-text; version=1.0.0")]);
     assert_eq!(status, 200);
     assert!(om.ends_with("# EOF\n"));
     assert!(om.contains("# TYPE some_events counter\nsome_events_total 3\n"), "{om}");
@@ -239,7 +245,9 @@ fn output_is_valid_in_both_formats_and_never_shows_the_password() {
 
     let (_, landing) = support::get(&exporter.url("/"), &[]);
     assert!(landing.contains("****"), "{landing}");
-    for (what, text) in [("metrics", &text), ("openmetrics", &om), ("landing page", &landing), ("logs", &exporter.logs())] {
+    for (what, text) in
+        [("metrics", &text), ("openmetrics", &om), ("landing page", &landing), ("logs", &exporter.logs())]
+    {
         assert!(!text.contains(PASSWORD), "password leaked into {what}");
     }
 }

@@ -167,7 +167,8 @@ impl Cluster {
     /// Starts the postmaster (again) on the same port and waits until it accepts connections.
     pub fn launch(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.with_file_name("server.log")).unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.with_file_name("server.log")).unwrap();
         let mut cmd = as_postgres(&pg_bin().join("postgres"));
         cmd.current_dir("/").arg("-D").arg(&self.dir).arg("-p").arg(self.port.to_string());
         cmd.arg("-k").arg(&self.socket_dir);
@@ -276,7 +277,8 @@ impl Db {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(admin) => {
                 let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-                c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}")).unwrap();
+                c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"))
+                    .unwrap();
                 let url = replace_db(&admin, &name);
                 let db = Db { name, url, cluster: None, admin_url: Some(admin) };
                 db.client().batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").unwrap();
@@ -309,10 +311,10 @@ impl Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
-        if let Some(admin) = &self.admin_url {
-            if let Ok(mut c) = postgres::Client::connect(admin, postgres::NoTls) {
-                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-            }
+        if let Some(admin) = &self.admin_url
+            && let Ok(mut c) = postgres::Client::connect(admin, postgres::NoTls)
+        {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
         }
     }
 }
@@ -349,7 +351,10 @@ impl Exporter {
         let mut child = cmd.spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        for stream in [Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stdout.take().unwrap())] {
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
             let log = log.clone();
             let tx = tx.clone();
             std::thread::spawn(move || {
@@ -408,8 +413,11 @@ impl Drop for Exporter {
 
 /// GET with headers; returns (status, body). Network errors panic.
 pub fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
     let mut req = agent.get(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -421,8 +429,12 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
 
 /// Runs the exporter binary to completion with `args`; returns (exit code, stderr).
 pub fn run_exporter(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
-    let out = Command::new(exporter_bin()).args(args).envs(envs.iter().copied()).env_remove("DATABASE_URL").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+    let out =
+        Command::new(exporter_bin()).args(args).envs(envs.iter().copied()).env_remove("DATABASE_URL").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
 }
 
 /// Samples of one exposition, parsed from the classic text format.

@@ -82,7 +82,7 @@ fn labels_from_non_text_types() {
     assert_eq!(l(&Type::NAME, b"ignition"), "ignition");
     assert_eq!(l(&Type::INT8, &42i64.to_be_bytes()), "42");
     assert_eq!(l(&Type::BOOL, &[0]), "false");
-    assert_eq!(l(&Type::CHAR, &[b'r']), "r");
+    assert_eq!(l(&Type::CHAR, b"r"), "r");
     assert_eq!(l(&Type::UUID, &[0x12; 16]), "12121212-1212-1212-1212-121212121212");
     assert_eq!(l(&Type::INET, &[2, 32, 0, 4, 127, 0, 0, 1]), "127.0.0.1");
     assert_eq!(l(&Type::CIDR, &[2, 8, 1, 4, 10, 0, 0, 0]), "10.0.0.0/8");
