@@ -10,7 +10,7 @@
 #            dashboard queries (they show up in pg_stat_statements)
 #   leak     one connection that goes idle and stays open ("ignition-api
 #            (leaked)"): pg_connection_max_idle_seconds keeps growing
-#   locks    every 60 s one session takes a row lock and sits idle in
+#   locks    every 40 s one session takes a row lock and sits idle in
 #            transaction for 20 s while another waits for the row
 #            (pg_locks_waiting_backends, pg_locks_blocking_backends,
 #            pg_lock_max_wait_seconds,
@@ -139,7 +139,7 @@ part_locks() {
             } | run_psql >/dev/null 2>&1
             wait
         fi
-        nap 38
+        nap 16
     done
 }
 
