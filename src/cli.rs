@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// `--version` output: crate version and git revision.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("RUNBOOK_EXPORTER_REVISION"), ")");
@@ -13,16 +13,30 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!
 #[derive(Debug, Parser)]
 #[command(name = "runbook-exporter", version = VERSION)]
 pub struct Args {
+    /// What to do; without a command the exporter serves metrics.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The query catalogue.
-    #[arg(long = "config.file", env = "RUNBOOK_EXPORTER_CONFIG_FILE", default_value = "queries.yaml")]
+    #[arg(global = true, long = "config.file", env = "RUNBOOK_EXPORTER_CONFIG_FILE", default_value = "queries.yaml")]
     pub config_file: PathBuf,
 
     /// Address to listen on; `:9432` means every interface.
-    #[arg(long = "web.listen-address", env = "RUNBOOK_EXPORTER_WEB_LISTEN_ADDRESS", default_value = ":9432")]
+    #[arg(
+        global = true,
+        long = "web.listen-address",
+        env = "RUNBOOK_EXPORTER_WEB_LISTEN_ADDRESS",
+        default_value = ":9432"
+    )]
     pub listen_address: String,
 
     /// Path under which metrics are served.
-    #[arg(long = "web.telemetry-path", env = "RUNBOOK_EXPORTER_WEB_TELEMETRY_PATH", default_value = "/metrics")]
+    #[arg(
+        global = true,
+        long = "web.telemetry-path",
+        env = "RUNBOOK_EXPORTER_WEB_TELEMETRY_PATH",
+        default_value = "/metrics"
+    )]
     pub telemetry_path: String,
 
     /// Scrapes served at once; more are answered 503 immediately.
@@ -34,34 +48,48 @@ pub struct Args {
     pub max_concurrent_scrapes: usize,
 
     /// PostgreSQL URL (`postgres://user@host:5432/db`) or key=value string; default: the local server over its unix socket.
-    #[arg(long = "database.url", env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(global = true, long = "database.url", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// File holding the database password, used when the URL has none.
-    #[arg(long = "database.password-file", env = "DATABASE_PASSWORD_FILE")]
+    #[arg(global = true, long = "database.password-file", env = "DATABASE_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
 
     /// Most connections held open to the database.
-    #[arg(long = "database.max-connections", env = "RUNBOOK_EXPORTER_DATABASE_MAX_CONNECTIONS", default_value_t = 2,
+    #[arg(global = true, long = "database.max-connections", env = "RUNBOOK_EXPORTER_DATABASE_MAX_CONNECTIONS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=100))]
     pub max_connections: u16,
 
     /// Longest time to open a connection.
-    #[arg(long = "database.connect-timeout", env = "RUNBOOK_EXPORTER_DATABASE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(global = true, long = "database.connect-timeout", env = "RUNBOOK_EXPORTER_DATABASE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
 
     /// Upper bound of one scrape when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header
     /// (default: the longest query timeout plus a margin).
-    #[arg(long = "scrape.timeout", env = "RUNBOOK_EXPORTER_SCRAPE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[arg(global = true, long = "scrape.timeout", env = "RUNBOOK_EXPORTER_SCRAPE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub scrape_timeout: Option<Duration>,
 
     /// Log level.
-    #[arg(long = "log.level", env = "RUNBOOK_EXPORTER_LOG_LEVEL", default_value = "info")]
+    #[arg(global = true, long = "log.level", env = "RUNBOOK_EXPORTER_LOG_LEVEL", default_value = "info")]
     pub log_level: LogLevel,
 
     /// Log format.
-    #[arg(long = "log.format", env = "RUNBOOK_EXPORTER_LOG_FORMAT", default_value = "text")]
+    #[arg(global = true, long = "log.format", env = "RUNBOOK_EXPORTER_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// Commands besides serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Validate the configuration and catalogue; with a reachable database, run every query once and print a report.
+    /// Exits non-zero on any error, so it can gate a deployment.
+    Check {
+        /// Also show EXPLAIN costs and flag sequential scans over large tables.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Run one scrape and print the metrics to stdout.
+    Once,
 }
 
 /// Log verbosity.

@@ -17,7 +17,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio::time::timeout_at;
 
-use crate::catalogue::{Catalogue, Requires};
+use crate::catalogue::{Catalogue, Requires, Role};
 use crate::db::{self, ErrorKind, QueryError, QueryResult, ServerFacts};
 
 /// How long a probe result (and so `pg_up`) is reused by concurrent or rapid scrapes.
@@ -95,6 +95,8 @@ pub enum Status {
     Skipped(String),
     /// The database is down: nothing was run.
     NotRun,
+    /// The query is limited to other targets.
+    NotApplicable,
 }
 
 /// A query's status and counters as of one scrape.
@@ -159,8 +161,11 @@ impl Target {
         for (qi, state) in self.queries.iter().enumerate() {
             let query = &self.catalogue.queries[qi];
             let plan = match &facts {
+                _ if !query.targets.is_empty() && !query.targets.contains(&self.name) => {
+                    Plan::Ready(Status::NotApplicable)
+                }
                 None => Plan::Ready(serve_cached(state, query.ttl).unwrap_or(Status::NotRun)),
-                Some(f) => match unmet(&query.requires, f) {
+                Some(f) => match skip_reason(query, f) {
                     Some(reason) => Plan::Ready(Status::Skipped(reason)),
                     None => self.due(qi, state),
                 },
@@ -194,6 +199,21 @@ impl Target {
             queries,
             pool: (s.max_size, s.size, s.available, s.waiting),
         }
+    }
+
+    /// The pool, so a reload with unchanged settings can keep it.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The server's facts from a (shared) probe.
+    pub async fn facts(&self) -> Result<Arc<ServerFacts>, QueryError> {
+        self.probe().await
+    }
+
+    /// Whether the database answers (shared with scrapes, reused for [`PROBE_REUSE`]), waiting no later than `deadline`.
+    pub async fn is_up(&self, deadline: tokio::time::Instant) -> bool {
+        matches!(timeout_at(deadline, self.probe()).await, Ok(Ok(_)))
     }
 
     /// The probe result, shared by concurrent scrapes and reused for [`PROBE_REUSE`].
@@ -320,6 +340,20 @@ pub fn unmet(requires: &Requires, facts: &ServerFacts) -> Option<String> {
         return Some(format!("table {t} not found"));
     }
     None
+}
+
+/// Why `query` does not run on a server with `facts`, or `None` when it does.
+pub fn skip_reason(query: &crate::catalogue::Query, facts: &ServerFacts) -> Option<String> {
+    unmet(&query.requires, facts).or_else(|| wrong_role(query.role, facts))
+}
+
+/// Why a query limited to one role does not run on this server.
+fn wrong_role(role: Option<Role>, facts: &ServerFacts) -> Option<String> {
+    match role? {
+        Role::Primary if facts.in_recovery => Some("server is a replica".to_owned()),
+        Role::Replica if !facts.in_recovery => Some("server is a primary".to_owned()),
+        _ => None,
+    }
 }
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it.

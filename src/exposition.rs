@@ -129,7 +129,7 @@ impl Encoder {
             |q| match q.status {
                 Status::Served { .. } => Some(1.0),
                 Status::Failed(_) | Status::NotRun => Some(0.0),
-                Status::Skipped(_) => None,
+                Status::Skipped(_) | Status::NotApplicable => None,
             });
         self.per_query(
             targets,
@@ -148,7 +148,7 @@ impl Encoder {
             |q| match &q.status {
                 Status::Served { result, .. } => Some(result.series_count() as f64),
                 Status::Failed(_) | Status::NotRun => Some(0.0),
-                Status::Skipped(_) => None,
+                Status::Skipped(_) | Status::NotApplicable => None,
             },
         );
         self.per_query(
@@ -190,6 +190,9 @@ impl Encoder {
         self.header("runbook_exporter_query_errors", counter, "Failed executions of the query by kind of failure.");
         for t in targets {
             for (q, name) in t.queries.iter().zip(&names) {
+                if matches!(q.status, Status::NotApplicable) {
+                    continue;
+                }
                 for kind in ErrorKind::ALL {
                     let n = q.stats.errors.get(&kind).copied().unwrap_or(0);
                     let labels = join([
@@ -288,6 +291,9 @@ impl Encoder {
         let mut header = false;
         for t in targets {
             for (q, qname) in t.queries.iter().zip(names) {
+                if matches!(q.status, Status::NotApplicable) {
+                    continue;
+                }
                 let Some(v) = value(q) else { continue };
                 if !header {
                     self.header(name, kind, help);

@@ -8,12 +8,14 @@
 #![deny(missing_docs)]
 
 pub mod catalogue;
+pub mod check;
 pub mod cli;
 pub mod db;
 pub mod dsn;
 pub mod engine;
 pub mod exposition;
 pub mod http;
+pub mod targets;
 
 /// Git revision the binary was built from (`unknown` outside a checkout).
 pub const REVISION: &str = env!("RUNBOOK_EXPORTER_REVISION");

@@ -1,16 +1,16 @@
-//! Entry point: parse flags, load the catalogue, build the pool, serve.
-//! Startup errors (bad catalogue, bad URL) end the process with a message on stderr.
+//! Entry point: parse flags, load the configuration, then serve, `check` or `once`.
+//! Start-up errors (bad catalogue, bad URL) end the process with a message on stderr.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use runbook_exporter::cli::{Args, LogFormat, listen_addresses};
-use runbook_exporter::engine::Target;
-use runbook_exporter::exposition::Process;
-use runbook_exporter::http::{self, AppState, Running};
-use runbook_exporter::{catalogue, db, dsn};
+use runbook_exporter::cli::{Args, Command, LogFormat, listen_addresses};
+use runbook_exporter::exposition::{self, Format, Process};
+use runbook_exporter::http::{self, AppState};
+use runbook_exporter::targets::Loader;
+use runbook_exporter::{check, db, engine};
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -22,7 +22,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args)) {
+    let outcome = match args.command.clone() {
+        None => runtime.block_on(serve(args)),
+        Some(Command::Once) => runtime.block_on(once(args)),
+        Some(Command::Check { explain }) => runtime.block_on(check_command(args, explain)),
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("runbook-exporter: {e:#}");
@@ -42,39 +47,43 @@ fn init_logging(args: &Args) {
     }
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
-    let catalogue = Arc::new(catalogue::load(&args.config_file)?);
-    let default_user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).ok();
-    let database = dsn::resolve(&dsn::Source {
-        url: args.database_url.as_deref(),
-        origin: "--database.url / DATABASE_URL",
-        password_file: args.password_file.as_deref(),
-        default_user,
-    })?;
-    let settings = db::PoolSettings {
-        max_size: usize::from(args.max_connections),
-        wait_timeout: args.connect_timeout + Duration::from_secs(5),
-        connect_timeout: args.connect_timeout,
-    };
-    let pool = db::pool(&database, settings).map_err(|e| anyhow::anyhow!("cannot create the connection pool: {e}"))?;
-    let target = Arc::new(Target::new("default".into(), None, database.masked.clone(), pool, catalogue.clone()));
-    tracing::info!(catalogue = %catalogue.source, queries = catalogue.queries.len(), database = %database.masked, "catalogue loaded");
+fn loader(args: &Args) -> Loader {
+    Loader {
+        config_file: args.config_file.clone(),
+        database_url: args.database_url.clone(),
+        password_file: args.password_file.clone(),
+        default_user: std::env::var("PGUSER").or_else(|_| std::env::var("USER")).ok(),
+        pool: db::PoolSettings {
+            max_size: usize::from(args.max_connections),
+            wait_timeout: args.connect_timeout + Duration::from_secs(5),
+            connect_timeout: args.connect_timeout,
+        },
+    }
+}
 
-    let process = Process {
+fn process() -> Process {
+    Process {
         version: env!("CARGO_PKG_VERSION"),
         revision: runbook_exporter::REVISION,
         last_reload_ok: true,
-        last_reload_success: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        last_reload_success: http::unix_now(),
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let loader = loader(&args);
+    let running = loader.load(None)?;
+    for t in &running.targets {
+        tracing::info!(target_name = %t.name, database = %t.masked_dsn, "target");
+    }
+    tracing::info!(catalogue = %running.catalogue.source, queries = running.catalogue.queries.len(), "catalogue loaded");
+    let settings = http::Settings {
+        telemetry_path: args.telemetry_path.clone(),
+        scrape_timeout: args.scrape_timeout,
+        max_concurrent_scrapes: args.max_concurrent_scrapes,
     };
-    let state = AppState::new(
-        Running { catalogue, targets: vec![target] },
-        process,
-        http::Settings {
-            telemetry_path: args.telemetry_path.clone(),
-            scrape_timeout: args.scrape_timeout,
-            max_concurrent_scrapes: args.max_concurrent_scrapes,
-        },
-    );
+    let state = AppState::new(running, loader, process(), settings);
+    spawn_sighup_reloader(state.clone());
     let listener = bind(&args.listen_address).await?;
     let address = listener.local_addr().context("listener has no local address")?;
     tracing::info!(%address, path = %args.telemetry_path, "listening");
@@ -82,6 +91,42 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")
+}
+
+/// One scrape of every target, printed in the classic text format.
+async fn once(args: Args) -> anyhow::Result<()> {
+    let running = loader(&args).load(None)?;
+    let budget = args.scrape_timeout.unwrap_or_else(|| {
+        running.catalogue.queries.iter().map(|q| q.timeout).max().unwrap_or(Duration::from_secs(5)) + db::CLIENT_MARGIN
+    });
+    let deadline = tokio::time::Instant::now() + budget;
+    let snapshot = engine::scrape(&running.catalogue, &running.targets, deadline).await;
+    print!("{}", exposition::encode(&snapshot, &process(), Format::PrometheusText));
+    Ok(())
+}
+
+async fn check_command(args: Args, explain: bool) -> anyhow::Result<()> {
+    let running = loader(&args).load(None)?;
+    let report = check::run(&running, explain).await;
+    print!("{}", report.text);
+    if report.errors > 0 {
+        anyhow::bail!("check found {} error(s)", report.errors);
+    }
+    Ok(())
+}
+
+fn spawn_sighup_reloader(state: Arc<AppState>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading configuration");
+            let _ = http::reload(&state).await;
+        }
+    });
 }
 
 async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {

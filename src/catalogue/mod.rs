@@ -14,6 +14,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde_saphyr::{Location, Spanned};
 
 pub use raw::MetricKind;
@@ -32,10 +33,34 @@ const RESERVED_NAMES: &[&str] = &["pg_up"];
 pub struct Catalogue {
     /// The file it was loaded from, for messages.
     pub source: String,
+    /// Databases named in the `targets:` block; empty means one database from `DATABASE_URL`.
+    pub targets: Vec<TargetSpec>,
     /// Queries in file order.
     pub queries: Vec<Query>,
     /// Metric families in order of first appearance; a family may be fed by several queries.
     pub families: Vec<Family>,
+}
+
+/// A database named in the `targets:` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    /// Name, used in the `target` label and in `/probe?target=`.
+    pub name: String,
+    /// Connection URL; `None` falls back to `DATABASE_URL`.
+    pub url: Option<String>,
+    /// File holding the password, used when the URL has none.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Pool size for this target; `None` uses the command-line default.
+    pub max_connections: Option<usize>,
+}
+
+/// Which servers a query is meant for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Only a server that is not in recovery.
+    Primary,
+    /// Only a standby.
+    Replica,
 }
 
 /// One validated query.
@@ -57,6 +82,10 @@ pub struct Query {
     pub max_series: usize,
     /// What the server must offer for the query to run.
     pub requires: Requires,
+    /// Targets the query runs on; empty means every target.
+    pub targets: Vec<String>,
+    /// Server role the query is meant for, if any.
+    pub role: Option<Role>,
     /// What to make of each row.
     pub metrics: Vec<Metric>,
 }
@@ -262,15 +291,17 @@ impl Validator {
         if raw.queries.value.is_empty() {
             self.report(raw.queries.referenced, "queries", "the catalogue has no queries");
         }
+        let targets = raw.targets.map(|t| self.targets(t)).unwrap_or_default();
+        let target_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
         let mut queries = Vec::new();
         let mut families: Vec<Family> = Vec::new();
         let mut family_at: HashMap<String, (usize, Location)> = HashMap::new();
         for (name, q) in raw.queries.value {
             let qi = queries.len();
-            let query = self.query(&name, q, &defaults, qi, &mut families, &mut family_at);
+            let query = self.query(&name, q, &defaults, &target_names, qi, &mut families, &mut family_at);
             queries.push(query);
         }
-        Catalogue { source: file.to_owned(), queries, families }
+        Catalogue { source: file.to_owned(), targets, queries, families }
     }
 
     fn query(
@@ -278,6 +309,7 @@ impl Validator {
         name: &Spanned<String>,
         q: raw::Query,
         defaults: &Inherited,
+        target_names: &[String],
         qi: usize,
         families: &mut Vec<Family>,
         family_at: &mut HashMap<String, (usize, Location)>,
@@ -298,6 +330,36 @@ impl Validator {
             self.report(q.sql.referenced, format!("{path}.sql"), "sql must not be empty");
         }
         let requires = self.requires(&q.requires, &path);
+        for t in &q.targets {
+            if !target_names.contains(&t.value) {
+                let known = if target_names.is_empty() {
+                    "the catalogue has no targets: block".to_owned()
+                } else {
+                    format!("known: {}", target_names.join(", "))
+                };
+                self.report(t.referenced, format!("{path}.targets"), format!("unknown target {:?} ({known})", t.value));
+            }
+        }
+        let role = q.role.as_ref().and_then(|r| match r.value.as_str() {
+            "primary" => Some(Role::Primary),
+            "replica" => Some(Role::Replica),
+            other => {
+                self.report(
+                    r.referenced,
+                    format!("{path}.role"),
+                    format!("unknown role {other:?}: use primary or replica"),
+                );
+                None
+            }
+        });
+        let allowed: Vec<String> = q.allow_functions.iter().map(|f| f.value.to_lowercase()).collect();
+        if let Some(f) = side_effecting_function(&q.sql.value, &allowed) {
+            self.report(
+                q.sql.referenced,
+                format!("{path}.sql"),
+                format!("calls {f}(), which has side effects; list it in allow_functions to run it anyway"),
+            );
+        }
         if q.metrics.value.is_empty() {
             self.report(q.metrics.referenced, format!("{path}.metrics"), "a query needs at least one metric");
         }
@@ -333,6 +395,13 @@ impl Validator {
             }
             self.metric_name(&m, kind, &mpath);
             let labels = self.labels(&m, &mpath);
+            if !target_names.is_empty() && labels.iter().any(|l| l == "target") {
+                self.report(
+                    m.name.referenced,
+                    format!("{mpath}.labels"),
+                    "label \"target\" is reserved when the catalogue has a targets: block",
+                );
+            }
             let metric_help = m.help.as_ref().map(|h| collapse_whitespace(&h.value)).unwrap_or_else(|| help.clone());
             let mut label_names = labels.clone();
             label_names.sort();
@@ -409,8 +478,40 @@ impl Validator {
             ttl: self.duration(q.ttl.as_ref(), &format!("{path}.ttl"), defaults.ttl),
             max_series: self.budget(q.max_series.as_ref(), &format!("{path}.max_series"), defaults.max_series),
             requires,
+            targets: q.targets.into_iter().map(|t| t.value).collect(),
+            role,
             metrics,
         }
+    }
+
+    fn targets(&mut self, raw: Spanned<IndexMap<Spanned<String>, raw::Target>>) -> Vec<TargetSpec> {
+        if raw.value.is_empty() {
+            self.report(raw.referenced, "targets", "targets: is empty; leave it out to use DATABASE_URL");
+        }
+        let mut out = Vec::new();
+        for (name, t) in raw.value {
+            let path = format!("targets.{}", name.value);
+            if !is_target_name(&name.value) {
+                self.report(
+                    name.referenced,
+                    &path,
+                    format!("invalid target name {:?}: use letters, digits, - and _", name.value),
+                );
+            }
+            let max_connections = t.max_connections.as_ref().map(|m| {
+                if m.value == 0 || m.value > 100 {
+                    self.report(m.referenced, format!("{path}.max_connections"), "must be between 1 and 100");
+                }
+                usize::from(m.value.clamp(1, 100))
+            });
+            out.push(TargetSpec {
+                name: name.value,
+                url: t.url.map(|u| u.value),
+                password_file: t.password_file.map(|p| std::path::PathBuf::from(p.value)),
+                max_connections,
+            });
+        }
+        out
     }
 
     fn metric_name(&mut self, m: &raw::Metric, kind: MetricKind, mpath: &str) {
@@ -540,6 +641,75 @@ pub fn is_label_name(s: &str) -> bool {
     !s.starts_with("__")
         && matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Target names are safe in a URL query string and a label value.
+pub fn is_target_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Functions a monitoring query must not call unless the catalogue says so (`allow_functions`).
+pub const SIDE_EFFECTING_FUNCTIONS: &[&str] = &[
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "set_config",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "pg_stat_reset",
+    "pg_stat_reset_shared",
+    "pg_stat_reset_single_table_counters",
+    "pg_stat_statements_reset",
+    "pg_advisory_lock",
+    "pg_advisory_xact_lock",
+    "pg_switch_wal",
+    "pg_create_restore_point",
+    "pg_promote",
+    "pg_wal_replay_pause",
+    "pg_wal_replay_resume",
+    "pg_drop_replication_slot",
+    "pg_create_physical_replication_slot",
+    "pg_create_logical_replication_slot",
+    "nextval",
+    "setval",
+    "txid_current",
+    "pg_current_xact_id",
+    "lo_",
+    "dblink",
+    "pg_file_write",
+    "pg_logical_emit_message",
+];
+
+/// The first side-effecting function `sql` calls that is not in `allowed` (lower-case names).
+fn side_effecting_function(sql: &str, allowed: &[String]) -> Option<String> {
+    let lower = sql.to_lowercase();
+    let bytes = lower.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let word = &lower[start..i];
+            let called = lower[i..].trim_start().starts_with('(');
+            if called && !allowed.iter().any(|a| a == word) {
+                let hit = SIDE_EFFECTING_FUNCTIONS
+                    .iter()
+                    .any(|f| if f.ends_with('_') || *f == "dblink" { word.starts_with(f) } else { word == *f });
+                if hit {
+                    return Some(word.to_owned());
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 fn is_query_name(s: &str) -> bool {

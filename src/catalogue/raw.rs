@@ -14,7 +14,17 @@ use serde_saphyr::Spanned;
 pub(crate) struct File {
     #[serde(default)]
     pub defaults: Defaults,
+    pub targets: Option<Spanned<IndexMap<Spanned<String>, Target>>>,
     pub queries: Spanned<IndexMap<Spanned<String>, Query>>,
+}
+
+/// One entry of the optional `targets:` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Target {
+    pub url: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<u16>>,
 }
 
 /// The `defaults:` block.
@@ -39,6 +49,11 @@ pub(crate) struct Query {
     pub max_series: Option<Spanned<u64>>,
     #[serde(default)]
     pub requires: Requires,
+    #[serde(default)]
+    pub targets: Vec<Spanned<String>>,
+    pub role: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow_functions: Vec<Spanned<String>>,
     pub metrics: Spanned<Vec<Metric>>,
 }
 

@@ -25,7 +25,7 @@ use decode::{Label, Sample};
 pub const CLIENT_MARGIN: Duration = Duration::from_millis(1500);
 
 /// Pool settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
     /// Most connections held open to the database.
     pub max_size: usize,
@@ -439,4 +439,77 @@ pub async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) 
     let start = Instant::now();
     let out = f.await;
     (out, start.elapsed())
+}
+
+/// What `EXPLAIN` says about a query: total cost and sequential scans over large tables.
+#[derive(Debug, Clone, Default)]
+pub struct Explain {
+    /// Planner's total cost of the top node.
+    pub total_cost: f64,
+    /// `(relation, estimated rows)` of every sequential scan over a table with more than `large` rows.
+    pub large_seq_scans: Vec<(String, f64)>,
+}
+
+/// Runs `EXPLAIN (FORMAT JSON)` for `query` in a read-only transaction; seq scans over tables above `large` rows are reported.
+pub async fn explain(pool: &Pool, query: &Query, large: f64) -> Result<Explain, QueryError> {
+    let client = pool.get().await.map_err(pool_error)?;
+    let work = async {
+        client
+            .batch_execute(&format!(
+                "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+                query.timeout.as_millis().max(1)
+            ))
+            .await
+            .map_err(|e| classify(&e))?;
+        let row =
+            client.query_one(&format!("EXPLAIN (FORMAT JSON) {}", query.sql), &[]).await.map_err(|e| classify(&e));
+        let mut seq = Vec::new();
+        let plan: Result<serde_json::Value, QueryError> = row.and_then(|r| {
+            let Label(text) = r.try_get::<_, Label>(0).map_err(|e| classify(&e))?;
+            serde_json::from_str(&text)
+                .map_err(|e| QueryError::new(ErrorKind::Conversion, format!("EXPLAIN output: {e}")))
+        });
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        let top = &plan[0]["Plan"];
+        collect_seq_scans(top, &mut seq);
+        let mut out = Explain { total_cost: top["Total Cost"].as_f64().unwrap_or(0.0), large_seq_scans: Vec::new() };
+        for rel in seq {
+            let rows: f32 = client
+                .query_one("SELECT coalesce(max(reltuples), 0)::float4 FROM pg_class WHERE relname = $1", &[&rel])
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(0.0);
+            if f64::from(rows) > large {
+                out.large_seq_scans.push((rel, f64::from(rows)));
+            }
+        }
+        client.batch_execute("ROLLBACK").await.map_err(|e| classify(&e))?;
+        Ok(out)
+    };
+    match tokio::time::timeout(query.timeout + CLIENT_MARGIN, work).await {
+        Ok(r) => r,
+        Err(_) => {
+            discard(client);
+            Err(QueryError::new(ErrorKind::Timeout, "EXPLAIN did not answer in time"))
+        }
+    }
+}
+
+fn collect_seq_scans(node: &serde_json::Value, out: &mut Vec<String>) {
+    if node["Node Type"] == "Seq Scan" {
+        if let Some(rel) = node["Relation Name"].as_str() {
+            out.push(rel.to_owned());
+        }
+    }
+    if let Some(children) = node["Plans"].as_array() {
+        for child in children {
+            collect_seq_scans(child, out);
+        }
+    }
 }
