@@ -31,6 +31,9 @@ pub struct Loader {
     pub pool: PoolSettings,
 }
 
+/// One target to build: name, label, URL, password file, pool settings.
+type Spec<'a> = (String, Option<String>, Option<&'a str>, Option<PathBuf>, PoolSettings);
+
 /// What is being served: replaced whole on reload.
 pub struct Running {
     /// The validated catalogue.
@@ -52,10 +55,7 @@ impl Loader {
     /// Loads the catalogue and builds the targets, reusing pools of `previous` whose settings are unchanged.
     pub fn load(&self, previous: Option<&Running>) -> anyhow::Result<Running> {
         let catalogue = Arc::new(catalogue::load(&self.config_file)?);
-        let specs: Vec<(String, Option<String>, Option<&str>, Option<PathBuf>, PoolSettings)> = if catalogue
-            .targets
-            .is_empty()
-        {
+        let specs: Vec<Spec<'_>> = if catalogue.targets.is_empty() {
             vec![(DEFAULT_TARGET.to_owned(), None, self.database_url.as_deref(), self.password_file.clone(), self.pool)]
         } else {
             catalogue

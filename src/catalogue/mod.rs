@@ -219,7 +219,7 @@ pub fn parse(text: &str, file: &str) -> Result<Catalogue, Error> {
         let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
         Error::Syntax { file: file.to_owned(), line, column, message: syntax_message(&e) }
     })?;
-    let mut v = Validator { diagnostics: Vec::new() };
+    let mut v = Validator { diagnostics: Vec::new(), families: Vec::new(), family_at: HashMap::new() };
     let catalogue = v.catalogue(raw, file);
     if v.diagnostics.is_empty() {
         Ok(catalogue)
@@ -254,6 +254,9 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
 
 struct Validator {
     diagnostics: Vec<Diagnostic>,
+    families: Vec<Family>,
+    /// Family name → (index in `families`, where it was first defined).
+    family_at: HashMap<String, (usize, Location)>,
 }
 
 /// Settings that `defaults:` may set and queries may override.
@@ -294,14 +297,12 @@ impl Validator {
         let targets = raw.targets.map(|t| self.targets(t)).unwrap_or_default();
         let target_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
         let mut queries = Vec::new();
-        let mut families: Vec<Family> = Vec::new();
-        let mut family_at: HashMap<String, (usize, Location)> = HashMap::new();
         for (name, q) in raw.queries.value {
             let qi = queries.len();
-            let query = self.query(&name, q, &defaults, &target_names, qi, &mut families, &mut family_at);
+            let query = self.query(&name, q, &defaults, &target_names, qi);
             queries.push(query);
         }
-        Catalogue { source: file.to_owned(), targets, queries, families }
+        Catalogue { source: file.to_owned(), targets, queries, families: std::mem::take(&mut self.families) }
     }
 
     fn query(
@@ -311,8 +312,6 @@ impl Validator {
         defaults: &Inherited,
         target_names: &[String],
         qi: usize,
-        families: &mut Vec<Family>,
-        family_at: &mut HashMap<String, (usize, Location)>,
     ) -> Query {
         let path = format!("queries.{}", name.value);
         if !is_query_name(&name.value) {
@@ -405,47 +404,33 @@ impl Validator {
             let metric_help = m.help.as_ref().map(|h| collapse_whitespace(&h.value)).unwrap_or_else(|| help.clone());
             let mut label_names = labels.clone();
             label_names.sort();
-            let family = match family_at.get(&family_name) {
+            let family = match self.family_at.get(&family_name) {
                 Some(&(fi, first)) => {
-                    let f = &mut families[fi];
-                    if f.kind != kind {
-                        self.report(
-                            m.kind.referenced,
-                            format!("{mpath}.type"),
-                            format!(
-                                "metric {:?} is a {} here but a {} at line {}",
-                                family_name,
-                                kind,
-                                f.kind,
-                                first.line()
-                            ),
+                    let (f_kind, f_labels) = (self.families[fi].kind, self.families[fi].label_names.clone());
+                    if f_kind != kind {
+                        let message =
+                            format!("metric {family_name:?} is a {kind} here but a {f_kind} at line {}", first.line());
+                        self.report(m.kind.referenced, format!("{mpath}.type"), message);
+                    } else if f_labels != label_names {
+                        let message = format!(
+                            "metric {family_name:?} has labels {label_names:?} here but {f_labels:?} at line {}",
+                            first.line()
                         );
-                    } else if f.label_names != label_names {
-                        self.report(
-                            m.name.referenced,
-                            format!("{mpath}.labels"),
-                            format!(
-                                "metric {:?} has labels {:?} here but {:?} at line {}",
-                                family_name,
-                                label_names,
-                                f.label_names,
-                                first.line()
-                            ),
-                        );
+                        self.report(m.name.referenced, format!("{mpath}.labels"), message);
                     }
-                    f.sources.push((qi, mi));
+                    self.families[fi].sources.push((qi, mi));
                     fi
                 }
                 None => {
-                    family_at.insert(family_name.clone(), (families.len(), m.name.referenced));
-                    families.push(Family {
+                    self.family_at.insert(family_name.clone(), (self.families.len(), m.name.referenced));
+                    self.families.push(Family {
                         name: family_name,
                         kind,
                         help: metric_help,
                         label_names,
                         sources: vec![(qi, mi)],
                     });
-                    families.len() - 1
+                    self.families.len() - 1
                 }
             };
             if labels.contains(&m.value.value) {

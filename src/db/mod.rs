@@ -502,10 +502,8 @@ pub async fn explain(pool: &Pool, query: &Query, large: f64) -> Result<Explain, 
 }
 
 fn collect_seq_scans(node: &serde_json::Value, out: &mut Vec<String>) {
-    if node["Node Type"] == "Seq Scan" {
-        if let Some(rel) = node["Relation Name"].as_str() {
-            out.push(rel.to_owned());
-        }
+    if let Some(rel) = node["Relation Name"].as_str().filter(|_| node["Node Type"] == "Seq Scan") {
+        out.push(rel.to_owned());
     }
     if let Some(children) = node["Plans"].as_array() {
         for child in children {
