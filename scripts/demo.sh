@@ -73,12 +73,24 @@ server() { (cd / && "${as_server_user[@]}" "$@"); }
 tmp=
 data=
 workload_pid=
+exporter_pid=
 cleanup() {
     trap - EXIT INT TERM
     set +e
+    if [[ -n $exporter_pid ]]; then
+        # Its process group: cargo, the compiler jobs of a build under way,
+        # or the exporter that cargo run became.
+        kill -TERM -- "-$exporter_pid" 2>/dev/null
+        for _ in $(seq 20); do
+            kill -0 -- "-$exporter_pid" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -KILL -- "-$exporter_pid" 2>/dev/null
+        wait "$exporter_pid" 2>/dev/null
+    fi
     if [[ -n $workload_pid ]]; then
         kill -TERM "$workload_pid" 2>/dev/null
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
+        for _ in $(seq 10); do
             kill -0 "$workload_pid" 2>/dev/null || break
             sleep 0.5
         done
@@ -179,8 +191,14 @@ cat >&2 <<EOF
 EOF
 
 cd "$repo"
-# In the foreground, so that Ctrl-C reaches the exporter; the EXIT trap then
-# cleans up whatever way it ended.
+# In the background, in a process group of its own, and waited for: a
+# signal to this script (Ctrl-C, SIGTERM) interrupts the wait at once, and
+# the EXIT trap stops the exporter, the workload and PostgreSQL, whichever
+# way it ended.
+setsid cargo run --release -- --config.file queries.yaml --web.listen-address "$listen" &
+exporter_pid=$!
 status=0
-cargo run --release -- --config.file queries.yaml --web.listen-address "$listen" || status=$?
+wait "$exporter_pid" || status=$?
+exporter_pid=
+say "the exporter exited with status $status"
 exit "$status"
