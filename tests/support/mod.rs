@@ -211,6 +211,32 @@ impl Cluster {
         self.child.as_ref().expect("not running").id()
     }
 
+    /// The postmaster and every process below it.
+    pub fn processes(&self) -> Vec<u32> {
+        let mut all = vec![self.pid()];
+        let mut i = 0;
+        while i < all.len() {
+            let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", all[i])).unwrap_or_default();
+            all.extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            i += 1;
+        }
+        all
+    }
+
+    /// Hangs the whole server (postmaster and backends) with SIGSTOP.
+    pub fn freeze(&self) {
+        for pid in self.processes() {
+            signal(pid, "STOP");
+        }
+    }
+
+    /// Resumes a frozen server.
+    pub fn thaw(&self) {
+        for pid in self.processes() {
+            signal(pid, "CONT");
+        }
+    }
+
     /// Stops the server the hard way (`immediate` shutdown) and waits for it.
     pub fn stop_immediate(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -250,16 +276,16 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if let Some(child) = &self.child {
+        if self.child.is_some() {
             // A stopped (SIGSTOP) server must be resumed to die.
-            signal(child.id(), "CONT");
+            self.thaw();
         }
         self.stop_immediate();
     }
 }
 
 pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).stderr(Stdio::null()).status();
 }
 
 /// A database for one test: on its own cluster, or on `TEST_DATABASE_URL`'s server.
@@ -539,4 +565,51 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     f()
+}
+
+/// POST with an empty body; returns (status, body).
+pub fn post(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut resp = agent.post(url).send_empty().unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap())
+}
+
+impl Cluster {
+    /// A streaming standby of this cluster (pg_basebackup -R), running on its own port.
+    pub fn standby(&self) -> Cluster {
+        let root = tempfile::Builder::new().prefix("rbx-standby-").tempdir().unwrap();
+        chown_postgres(root.path());
+        let dir = root.path().join("data");
+        let out = as_postgres(&pg_bin().join("pg_basebackup"))
+            .current_dir("/")
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "--checkpoint=fast", "-D"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_basebackup failed: {}", String::from_utf8_lossy(&out.stderr));
+        let socket_dir = root.path().join("sock");
+        std::fs::create_dir(&socket_dir).unwrap();
+        chown_postgres(root.path());
+        let mut standby =
+            Cluster { port: free_port(), dir, socket_dir, extra: self.extra.clone(), child: None, _root: root };
+        standby.launch();
+        standby
+    }
+}
+
+/// Runs the exporter binary with `DATABASE_URL` set; returns (exit code, stdout, stderr).
+pub fn run_with_db(args: &[&str], url: &str) -> (i32, String, String) {
+    let out = Command::new(exporter_bin()).args(args).env("DATABASE_URL", url).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -1,0 +1,229 @@
+//! Operating it (issue 5): reload, several targets, /probe, readiness, `check` and `once`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Cluster, Db, Exporter, Metrics, PASSWORD, eventually, get, post};
+
+fn catalogue(metric: &str) -> String {
+    format!(
+        "queries:\n  one:\n    help: One value.\n    sql: SELECT 1 AS v\n    metrics: [{{name: {metric}, type: gauge, value: v}}]\n"
+    )
+}
+
+fn exporter_backends(db: &Db) -> Vec<i32> {
+    let mut c = db.client();
+    c.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'runbook-exporter' ORDER BY pid", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn reload_applies_a_good_file_and_keeps_the_running_one_on_a_bad_file() {
+    let db = Db::new("reload");
+    let exporter = Exporter::start(&catalogue("first_metric"), &db.url, &[]);
+    let m = exporter.metrics();
+    assert_eq!(m.get("first_metric", &[]), 1.0);
+    let loaded_at = m.get("runbook_exporter_config_last_reload_success_timestamp_seconds", &[]);
+    let backends = exporter_backends(&db);
+    assert!(!backends.is_empty());
+
+    std::fs::write(&exporter.config, catalogue("second_metric")).unwrap();
+    let (status, body) = post(&exporter.url("/-/reload"));
+    assert_eq!(status, 200, "{body}");
+    let m = exporter.metrics();
+    assert!(!m.has("first_metric"));
+    assert_eq!(m.get("second_metric", &[]), 1.0);
+    assert_eq!(m.get("runbook_exporter_config_last_reload_successful", &[]), 1.0);
+    assert!(m.get("runbook_exporter_config_last_reload_success_timestamp_seconds", &[]) > loaded_at);
+    // Connection settings did not change: the pool and its connections are kept.
+    assert_eq!(exporter_backends(&db), backends);
+
+    std::fs::write(&exporter.config, "queries:\n  broken:\n    help: x\n    sql: SELECT 1 AS v\n    metrics: [{name: bad-name, type: gauge, value: v}]\n").unwrap();
+    let (status, body) = post(&exporter.url("/-/reload"));
+    assert_eq!(status, 500);
+    assert!(body.contains("queries.yaml:5:22: queries.broken.metrics[0].name: invalid metric name"), "{body}");
+    let m = exporter.metrics();
+    assert_eq!(m.get("second_metric", &[]), 1.0, "the running configuration must stay");
+    assert_eq!(m.get("runbook_exporter_config_last_reload_successful", &[]), 0.0);
+    assert!(exporter.logs().contains("reload failed; keeping the running configuration"));
+
+    std::fs::write(&exporter.config, catalogue("third_metric")).unwrap();
+    support::signal(exporter.pid(), "HUP");
+    assert!(eventually(Duration::from_secs(10), || exporter.metrics().find("third_metric", &[]) == vec![1.0]));
+    assert_eq!(exporter.metrics().get("runbook_exporter_config_last_reload_successful", &[]), 1.0);
+
+    std::fs::remove_file(&exporter.config).unwrap();
+    let (status, body) = post(&exporter.url("/-/reload"));
+    assert_eq!(status, 500);
+    assert!(body.contains("cannot read catalogue"), "{body}");
+    assert_eq!(exporter.metrics().get("third_metric", &[]), 1.0);
+}
+
+#[test]
+fn several_targets_with_roles_and_probe() {
+    let primary = Db::on(Cluster::start(), "roles");
+    primary.client().batch_execute("CREATE TABLE t (v int); INSERT INTO t VALUES (7)").unwrap();
+    let standby = primary.cluster.as_ref().unwrap().standby();
+    let catalogue = format!(
+        r#"
+targets:
+  main: {{url: "{}"}}
+  standby: {{url: "postgres://postgres:{PASSWORD}@127.0.0.1:{}/t_roles", max_connections: 1}}
+queries:
+  everywhere:
+    help: Runs on every target.
+    sql: SELECT v FROM t
+    metrics: [{{name: table_value, type: gauge, value: v}}]
+  writer_only:
+    help: Only on a primary.
+    role: primary
+    sql: SELECT 1 AS v
+    metrics: [{{name: primary_only, type: gauge, value: v}}]
+  standby_only:
+    help: Only on a replica.
+    role: replica
+    sql: SELECT 1 AS v
+    metrics: [{{name: replica_only, type: gauge, value: v}}]
+  main_only:
+    help: Only on target main.
+    targets: [main]
+    sql: SELECT 1 AS v
+    metrics: [{{name: main_only, type: gauge, value: v}}]
+"#,
+        primary.url, standby.port
+    );
+    let exporter = Exporter::start(&catalogue, "postgres://unused@127.0.0.1:1/x", &[]);
+    let m = exporter.metrics();
+    assert_eq!(m.get("pg_up", &[("target", "main")]), 1.0);
+    assert_eq!(m.get("pg_up", &[("target", "standby")]), 1.0);
+    assert_eq!(m.get("table_value", &[("target", "main")]), 7.0);
+    assert_eq!(m.get("table_value", &[("target", "standby")]), 7.0);
+    assert_eq!(m.find("primary_only", &[]).len(), 1);
+    assert_eq!(m.get("primary_only", &[("target", "main")]), 1.0);
+    assert_eq!(m.get("replica_only", &[("target", "standby")]), 1.0);
+    assert_eq!(m.find("replica_only", &[]).len(), 1);
+    assert_eq!(
+        m.get(
+            "runbook_exporter_query_skipped",
+            &[("target", "standby"), ("query", "writer_only"), ("reason", "server is a replica")]
+        ),
+        1.0
+    );
+    assert_eq!(m.find("main_only", &[]).len(), 1);
+    assert!(m.find("runbook_exporter_query_success", &[("target", "standby"), ("query", "main_only")]).is_empty());
+
+    let (status, body) = get(&exporter.url("/probe?target=standby"), &[]);
+    assert_eq!(status, 200);
+    let probe = Metrics::parse(&body);
+    assert_eq!(probe.get("table_value", &[]), 7.0);
+    assert!(probe.find("table_value", &[("target", "main")]).is_empty());
+    for bad in
+        ["/probe?target=postgres://evil.example/db", "/probe?target=nosuch", "/probe?target=127.0.0.1:5432", "/probe"]
+    {
+        let (status, body) = get(&exporter.url(bad), &[]);
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (_, landing) = get(&exporter.url("/"), &[]);
+    assert!(landing.contains("standby") && !landing.contains(PASSWORD), "{landing}");
+}
+
+#[test]
+fn a_hung_target_neither_delays_nor_hides_the_others() {
+    let healthy = Db::new("healthy");
+    let mut hung = Db::on(Cluster::start(), "hung");
+    let catalogue = format!(
+        "targets:\n  healthy: {{url: \"{}\"}}\n  hung: {{url: \"{}\"}}\n{}",
+        healthy.url,
+        hung.url,
+        &catalogue("answer")[..]
+    );
+    let exporter = Exporter::start(&catalogue, "postgres://unused@127.0.0.1:1/x", &[]);
+    assert_eq!(exporter.metrics().find("pg_up", &[]), vec![1.0, 1.0]);
+    hung.cluster().freeze();
+    // Give the probe cache time to expire so the next scrape really talks to the hung server.
+    std::thread::sleep(Duration::from_millis(1100));
+    let start = Instant::now();
+    let (status, body) = get(&exporter.url("/metrics"), &[("X-Prometheus-Scrape-Timeout-Seconds", "2")]);
+    let took = start.elapsed();
+    hung.cluster().thaw();
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_millis(2500), "scrape took {took:?}");
+    let m = Metrics::parse(&body);
+    assert_eq!(m.get("answer", &[("target", "healthy")]), 1.0);
+    assert_eq!(m.get("pg_up", &[("target", "healthy")]), 1.0);
+    assert_eq!(m.get("pg_up", &[("target", "hung")]), 0.0);
+    let (ready, _) = get(&exporter.url("/readyz"), &[]);
+    assert_eq!(ready, 200, "the hung server was resumed, so readiness must come back");
+}
+
+#[test]
+fn readiness_follows_the_database() {
+    let mut db = Db::on(Cluster::start(), "ready");
+    let exporter = Exporter::start(&catalogue("x"), &db.url, &["--database.connect-timeout", "1s"]);
+    assert_eq!(get(&exporter.url("/readyz"), &[]).0, 200);
+    assert_eq!(get(&exporter.url("/healthz"), &[]).0, 200);
+    db.cluster().stop();
+    assert!(eventually(Duration::from_secs(10), || get(&exporter.url("/readyz"), &[]).0 == 503));
+    assert_eq!(get(&exporter.url("/healthz"), &[]).0, 200);
+}
+
+#[test]
+fn check_reports_every_query_and_fails_on_errors() {
+    let db = Db::new("check");
+    db.client()
+        .batch_execute("CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 200000) g; ANALYZE big")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        r#"
+queries:
+  scan:
+    help: Counts a big table.
+    sql: SELECT count(*) AS n FROM big
+    metrics: [{name: big_rows, type: gauge, value: n}]
+  needs_ext:
+    help: Needs an extension that is not there.
+    requires: {extensions: [postgis]}
+    sql: SELECT 1 AS v
+    metrics: [{name: gis, type: gauge, value: v}]
+"#,
+    )
+    .unwrap();
+    let (code, out, err) =
+        support::run_with_db(&["check", "--explain", "--config.file", good.to_str().unwrap()], &db.url);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("server: PostgreSQL"), "{out}");
+    let scan = out.lines().find(|l| l.starts_with("scan ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(scan.contains(" ok ") && scan.contains("sequential scan over big"), "{scan}");
+    assert!(
+        out.lines().any(|l| l.starts_with("needs_ext") && l.contains("skipped: extension postgis not installed")),
+        "{out}"
+    );
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "queries:\n  broken:\n    help: x\n    sql: SELECT nope\n    metrics: [{name: b, type: gauge, value: v}]\n",
+    )
+    .unwrap();
+    let (code, out, err) = support::run_with_db(&["check", "--config.file", bad.to_str().unwrap()], &db.url);
+    assert_ne!(code, 0);
+    assert!(out.lines().any(|l| l.starts_with("broken") && l.contains("ERROR sql")), "{out}");
+    assert!(err.contains("check found 1 error(s)"), "{err}");
+
+    let (code, out, _) =
+        support::run_with_db(&["check", "--config.file", good.to_str().unwrap()], "postgres://postgres@127.0.0.1:1/x");
+    assert_ne!(code, 0);
+    assert!(out.contains("cannot connect"), "{out}");
+
+    let (code, out, _) = support::run_with_db(&["once", "--config.file", good.to_str().unwrap()], &db.url);
+    assert_eq!(code, 0);
+    assert_eq!(Metrics::parse(&out).get("big_rows", &[]), 200000.0);
+}
