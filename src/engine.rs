@@ -258,14 +258,23 @@ impl Target {
     }
 
     /// Serves the cached result if fresh, joins the execution in flight, or starts one.
+    ///
+    /// With `refresh_ahead`, a result close to expiry (or expired, up to twice its ttl)
+    /// is served while one background execution refreshes it.
     fn due(&self, qi: usize, state: &Arc<QueryState>) -> Plan {
-        let ttl = self.catalogue.queries[qi].ttl;
+        let query = &self.catalogue.queries[qi];
+        let ttl = query.ttl;
         let mut slot = lock(&state.slot);
-        if let Some((at, result)) = &slot.last_good {
+        if let Some((at, result)) = slot.last_good.clone() {
             let age = at.elapsed();
-            if age < ttl {
+            let usable = age < ttl || (query.refresh_ahead && age < ttl * 2);
+            if usable {
+                if query.refresh_ahead && age >= refresh_point(ttl) && slot.inflight.is_none() {
+                    let flight = self.start(qi, state.clone());
+                    slot.inflight = Some(flight);
+                }
                 lock(&state.stats).cache_hits += 1;
-                return Plan::Ready(Status::Served { result: result.clone(), age, cached: true });
+                return Plan::Ready(Status::Served { result, age, cached: true });
             }
         }
         if let Some(f) = &slot.inflight {
@@ -311,6 +320,12 @@ impl Target {
 enum Plan {
     Ready(Status),
     Wait(Flight),
+}
+
+/// Age at which a refresh-ahead query starts its background refresh: a tenth of the ttl
+/// (at most 5 s) before it expires.
+pub fn refresh_point(ttl: Duration) -> Duration {
+    ttl.saturating_sub((ttl / 10).min(Duration::from_secs(5)))
 }
 
 /// A cached result still inside its TTL, served while the database is unreachable.

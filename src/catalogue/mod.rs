@@ -80,6 +80,9 @@ pub struct Query {
     pub ttl: Duration,
     /// Series budget for one execution.
     pub max_series: usize,
+    /// Refresh a cached result in the background shortly before it expires, and serve the
+    /// last good result (up to twice its ttl old) while the refresh runs, so no scrape waits.
+    pub refresh_ahead: bool,
     /// What the server must offer for the query to run.
     pub requires: Requires,
     /// Targets the query runs on; empty means every target.
@@ -261,6 +264,7 @@ struct Validator {
 
 /// Settings that `defaults:` may set and queries may override.
 struct Inherited {
+    refresh_ahead: bool,
     timeout: Duration,
     lock_timeout: Duration,
     ttl: Duration,
@@ -279,6 +283,7 @@ impl Validator {
 
     fn catalogue(&mut self, raw: raw::File, file: &str) -> Catalogue {
         let fallback = Inherited {
+            refresh_ahead: false,
             timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(1),
             ttl: Duration::ZERO,
@@ -286,6 +291,7 @@ impl Validator {
         };
         let d = &raw.defaults;
         let defaults = Inherited {
+            refresh_ahead: d.refresh_ahead.as_ref().is_some_and(|r| r.value),
             timeout: self.positive(d.timeout.as_ref(), "defaults.timeout", fallback.timeout),
             lock_timeout: self.positive(d.lock_timeout.as_ref(), "defaults.lock_timeout", fallback.lock_timeout),
             ttl: self.duration(d.ttl.as_ref(), "defaults.ttl", fallback.ttl),
@@ -329,6 +335,16 @@ impl Validator {
             self.report(q.sql.referenced, format!("{path}.sql"), "sql must not be empty");
         }
         let requires = self.requires(&q.requires, &path);
+        let ttl = self.duration(q.ttl.as_ref(), &format!("{path}.ttl"), defaults.ttl);
+        let refresh_ahead = match &q.refresh_ahead {
+            Some(r) if r.value && ttl.is_zero() => {
+                self.report(r.referenced, format!("{path}.refresh_ahead"), "refresh_ahead needs a ttl above 0s");
+                false
+            }
+            Some(r) => r.value,
+            // Inherited from defaults: only meaningful where there is a ttl.
+            None => defaults.refresh_ahead && !ttl.is_zero(),
+        };
         for t in &q.targets {
             if !target_names.contains(&t.value) {
                 let known = if target_names.is_empty() {
@@ -460,7 +476,8 @@ impl Validator {
                 &format!("{path}.lock_timeout"),
                 defaults.lock_timeout,
             ),
-            ttl: self.duration(q.ttl.as_ref(), &format!("{path}.ttl"), defaults.ttl),
+            ttl,
+            refresh_ahead,
             max_series: self.budget(q.max_series.as_ref(), &format!("{path}.max_series"), defaults.max_series),
             requires,
             targets: q.targets.into_iter().map(|t| t.value).collect(),

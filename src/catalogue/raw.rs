@@ -35,6 +35,7 @@ pub(crate) struct Defaults {
     pub lock_timeout: Option<Spanned<String>>,
     pub ttl: Option<Spanned<String>>,
     pub max_series: Option<Spanned<u64>>,
+    pub refresh_ahead: Option<Spanned<bool>>,
 }
 
 /// One entry of `queries:`.
@@ -47,6 +48,7 @@ pub(crate) struct Query {
     pub lock_timeout: Option<Spanned<String>>,
     pub ttl: Option<Spanned<String>>,
     pub max_series: Option<Spanned<u64>>,
+    pub refresh_ahead: Option<Spanned<bool>>,
     #[serde(default)]
     pub requires: Requires,
     #[serde(default)]
