@@ -348,8 +348,12 @@ pub fn unmet(requires: &Requires, facts: &ServerFacts) -> Option<String> {
     {
         return Some(format!("server version {} > {max}", facts.major_version));
     }
-    if let Some(e) = requires.extensions.iter().find(|e| !facts.extensions.contains(*e)) {
-        return Some(format!("extension {e} not installed"));
+    for e in &requires.extensions {
+        match facts.extensions.get(&e.name) {
+            None => return Some(format!("extension {} not installed", e.name)),
+            Some(v) if !e.accepts(v) => return Some(format!("extension {} {v} installed, {e} needed", e.name)),
+            Some(_) => {}
+        }
     }
     if let Some(t) = requires.tables.iter().find(|t| !facts.tables.contains(*t)) {
         return Some(format!("table {t} not found"));

@@ -251,3 +251,53 @@ fn output_is_valid_in_both_formats_and_never_shows_the_password() {
         assert!(!text.contains(PASSWORD), "password leaked into {what}");
     }
 }
+
+#[test]
+fn unmet_requirements_skip_queries_with_a_reason() {
+    let db = Db::new("requires");
+    db.client()
+        .batch_execute("DROP EXTENSION pg_stat_statements; CREATE EXTENSION pg_stat_statements VERSION '1.7'")
+        .unwrap();
+    let catalogue = r#"
+queries:
+  new_statements:
+    help: Needs the 1.8 column names.
+    requires: {extensions: ["pg_stat_statements >= 1.8"]}
+    sql: SELECT count(*) AS n FROM pg_stat_statements WHERE total_exec_time >= 0
+    metrics: [{name: statements_new, type: gauge, value: n}]
+  old_statements:
+    help: Works with 1.7.
+    requires: {extensions: ["pg_stat_statements < 1.8"]}
+    sql: SELECT count(*) AS n FROM pg_stat_statements WHERE total_time >= 0
+    metrics: [{name: statements_old, type: gauge, value: n}]
+  future:
+    help: Needs a server from the future.
+    requires: {min_version: 99}
+    sql: SELECT 1 AS v
+    metrics: [{name: future_value, type: gauge, value: v}]
+  ignition:
+    help: Needs an Ignition table.
+    requires: {tables: [activity_events]}
+    sql: SELECT count(*) AS n FROM activity_events
+    metrics: [{name: events, type: gauge, value: n}]
+"#;
+    let exporter = Exporter::start(catalogue, &db.url, &[]);
+    let m = exporter.metrics();
+    assert!(m.get("statements_old", &[]) >= 0.0);
+    let skipped =
+        |query: &str, reason: &str| m.get("runbook_exporter_query_skipped", &[("query", query), ("reason", reason)]);
+    assert_eq!(
+        skipped("new_statements", "extension pg_stat_statements 1.7 installed, pg_stat_statements >= 1.8 needed"),
+        1.0
+    );
+    assert!(m.find("runbook_exporter_query_skipped", &[("query", "future")]).len() == 1);
+    assert_eq!(skipped("ignition", "table activity_events not found"), 1.0);
+    assert!(m.find("runbook_exporter_query_success", &[("query", "ignition")]).is_empty(), "skipped is not failed");
+    assert!(m.samples.iter().filter(|(n, _, _)| n == "runbook_exporter_query_errors_total").all(|(_, _, v)| *v == 0.0));
+
+    // Requirements are re-checked: once the table exists the query runs, without a restart.
+    db.client()
+        .batch_execute("CREATE TABLE activity_events (id int); INSERT INTO activity_events VALUES (1), (2)")
+        .unwrap();
+    assert!(eventually(Duration::from_secs(5), || exporter.metrics().find("events", &[]) == vec![2.0]));
+}

@@ -100,10 +100,106 @@ pub struct Requires {
     pub min_version: Option<u32>,
     /// Highest server major version, inclusive.
     pub max_version: Option<u32>,
-    /// Extensions that must be installed in the database.
-    pub extensions: Vec<String>,
+    /// Extensions that must be installed in the database, optionally at a minimum/maximum version.
+    pub extensions: Vec<ExtensionRequirement>,
     /// Tables that must exist (resolved with `to_regclass`).
     pub tables: Vec<String>,
+}
+
+/// `name` or `name OP version` in `requires.extensions` (OP one of `>=`, `>`, `=`, `<=`, `<`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionRequirement {
+    /// Extension name as in `pg_extension.extname`.
+    pub name: String,
+    /// Version constraint on `pg_extension.extversion`, if any.
+    pub version: Option<(VersionOp, Vec<u32>)>,
+}
+
+/// Comparison in an extension version constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionOp {
+    /// `>=`
+    AtLeast,
+    /// `>`
+    Above,
+    /// `=`
+    Exactly,
+    /// `<=`
+    AtMost,
+    /// `<`
+    Below,
+}
+
+impl ExtensionRequirement {
+    /// Parses `name` or `name OP 1.8`.
+    pub fn parse(s: &str) -> Result<ExtensionRequirement, String> {
+        let s = s.trim();
+        let split = s.find(['>', '<', '=']);
+        let Some(at) = split else {
+            return if s.is_empty() || s.contains(char::is_whitespace) {
+                Err(format!("invalid extension {s:?}"))
+            } else {
+                Ok(ExtensionRequirement { name: s.to_owned(), version: None })
+            };
+        };
+        let name = s[..at].trim();
+        let rest = &s[at..];
+        let (op, version) = [
+            (">=", VersionOp::AtLeast),
+            ("<=", VersionOp::AtMost),
+            (">", VersionOp::Above),
+            ("<", VersionOp::Below),
+            ("=", VersionOp::Exactly),
+        ]
+        .iter()
+        .find_map(|(token, op)| rest.strip_prefix(token).map(|v| (*op, v.trim())))
+        .ok_or_else(|| format!("invalid version constraint {rest:?}"))?;
+        let parsed = parse_version(version)
+            .ok_or_else(|| format!("invalid version {version:?}: use digits and dots, e.g. 1.8"))?;
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(format!("invalid extension name {name:?}"));
+        }
+        Ok(ExtensionRequirement { name: name.to_owned(), version: Some((op, parsed)) })
+    }
+
+    /// Whether an installed version satisfies the constraint (non-numeric parts compare as 0).
+    pub fn accepts(&self, installed: &str) -> bool {
+        let Some((op, wanted)) = &self.version else { return true };
+        let have: Vec<u32> = installed.split('.').map(|p| p.trim().parse().unwrap_or(0)).collect();
+        let len = have.len().max(wanted.len());
+        let pad = |v: &[u32]| (0..len).map(|i| v.get(i).copied().unwrap_or(0)).collect::<Vec<_>>();
+        let ord = pad(&have).cmp(&pad(wanted));
+        match op {
+            VersionOp::AtLeast => ord.is_ge(),
+            VersionOp::Above => ord.is_gt(),
+            VersionOp::Exactly => ord.is_eq(),
+            VersionOp::AtMost => ord.is_le(),
+            VersionOp::Below => ord.is_lt(),
+        }
+    }
+}
+
+impl fmt::Display for ExtensionRequirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if let Some((op, v)) = &self.version {
+            let op = match op {
+                VersionOp::AtLeast => ">=",
+                VersionOp::Above => ">",
+                VersionOp::Exactly => "=",
+                VersionOp::AtMost => "<=",
+                VersionOp::Below => "<",
+            };
+            let v: Vec<String> = v.iter().map(u32::to_string).collect();
+            write!(f, " {op} {}", v.join("."))?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_version(s: &str) -> Option<Vec<u32>> {
+    let parts: Option<Vec<u32>> = s.split('.').map(|p| p.parse().ok()).collect();
+    parts.filter(|p| !p.is_empty())
 }
 
 /// How one metric is read from a query's rows.
@@ -574,9 +670,11 @@ impl Validator {
                 format!("max_version {} is below min_version {}", max.value, min.value),
             );
         }
+        let mut extensions = Vec::new();
         for e in &r.extensions {
-            if e.value.trim().is_empty() {
-                self.report(e.referenced, format!("{path}.requires.extensions"), "extension name must not be empty");
+            match ExtensionRequirement::parse(&e.value) {
+                Ok(req) => extensions.push(req),
+                Err(message) => self.report(e.referenced, format!("{path}.requires.extensions"), message),
             }
         }
         for t in &r.tables {
@@ -587,7 +685,7 @@ impl Validator {
         Requires {
             min_version: r.min_version.as_ref().map(|v| v.value),
             max_version: r.max_version.as_ref().map(|v| v.value),
-            extensions: r.extensions.iter().map(|e| e.value.clone()).collect(),
+            extensions,
             tables: r.tables.iter().map(|t| t.value.clone()).collect(),
         }
     }

@@ -61,7 +61,7 @@ queries:
     let f = &c.families[0];
     assert_eq!((f.name.as_str(), f.kind, f.help.as_str()), ("calls", MetricKind::Counter, "Old layout."));
     assert_eq!(f.sources, vec![(0, 0), (1, 0)]);
-    assert_eq!(c.queries[1].requires.extensions, vec!["pg_stat_statements"]);
+    assert_eq!(c.queries[1].requires.extensions, vec![ExtensionRequirement::parse("pg_stat_statements").unwrap()]);
     assert_eq!(c.queries[1].requires.min_version, Some(13));
 }
 
@@ -122,4 +122,24 @@ fn name_rules() {
     assert!(!is_metric_name("9a") && !is_metric_name("a-b") && !is_metric_name("") && !is_metric_name("é"));
     assert!(is_label_name("datname") && is_label_name("_a"));
     assert!(!is_label_name("__name__") && !is_label_name("a:b") && !is_label_name("1a"));
+}
+
+#[test]
+fn extension_version_constraints() {
+    let req = |s: &str| ExtensionRequirement::parse(s).unwrap();
+    assert!(req("pg_stat_statements").accepts("1.0"));
+    assert!(req("pg_stat_statements >= 1.8").accepts("1.8"));
+    assert!(req("pg_stat_statements >= 1.8").accepts("1.10"), "1.10 is newer than 1.8, not 1.1");
+    assert!(!req("pg_stat_statements >= 1.8").accepts("1.7"));
+    assert!(req("x<2").accepts("1.9.9") && !req("x<2").accepts("2.0"));
+    assert!(req("x = 1.2").accepts("1.2.0") && !req("x > 1.2").accepts("1.2"));
+    assert_eq!(req("pg_stat_statements>=1.8").to_string(), "pg_stat_statements >= 1.8");
+    for bad in ["", "a b", "x >= ", "x >= 1.a", "x ~ 1", ">= 1"] {
+        assert!(ExtensionRequirement::parse(bad).is_err(), "{bad:?} was accepted");
+    }
+    let d = diagnostics(
+        "queries: {a: {help: x, requires: {extensions: [\"pgss >= one\"]}, sql: SELECT 1 AS v, metrics: [{name: a, type: gauge, value: v}]}}",
+    );
+    assert_eq!(d[0].field, "queries.a.requires.extensions");
+    assert!(d[0].message.contains("invalid version"), "{d:?}");
 }

@@ -152,8 +152,8 @@ pub struct ServerFacts {
     pub in_recovery: bool,
     /// Postmaster start time (Unix seconds): a change means the server restarted.
     pub started_at: f64,
-    /// Installed extensions of the connected database.
-    pub extensions: HashSet<String>,
+    /// Installed extensions of the connected database: name → version.
+    pub extensions: std::collections::HashMap<String, String>,
     /// Tables named by `requires.tables` that exist.
     pub tables: HashSet<String>,
 }
@@ -167,7 +167,7 @@ pub async fn probe(pool: &Pool, tables: &[String]) -> Result<ServerFacts, QueryE
             .query_one(
                 "SELECT current_setting('server_version_num')::int4, current_setting('server_version'), \
                  pg_is_in_recovery(), extract(epoch FROM pg_postmaster_start_time())::float8, \
-                 ARRAY(SELECT extname::text FROM pg_extension), \
+                 ARRAY(SELECT extname::text || '=' || extversion FROM pg_extension), \
                  ARRAY(SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL)",
                 &[&tables],
             )
@@ -177,7 +177,11 @@ pub async fn probe(pool: &Pool, tables: &[String]) -> Result<ServerFacts, QueryE
             version: row.try_get(1)?,
             in_recovery: row.try_get(2)?,
             started_at: row.try_get(3)?,
-            extensions: row.try_get::<_, Vec<String>>(4)?.into_iter().collect(),
+            extensions: row
+                .try_get::<_, Vec<String>>(4)?
+                .into_iter()
+                .filter_map(|e| e.split_once('=').map(|(n, v)| (n.to_owned(), v.to_owned())))
+                .collect(),
             tables: row.try_get::<_, Vec<String>>(5)?.into_iter().collect(),
         })
     };
