@@ -1,0 +1,1131 @@
+//! Fault injection against a real PostgreSQL (reliability issue): for each
+//! fault, `/metrics` keeps answering within its deadline, the self-metrics say
+//! what happened, and the exporter recovers without a restart. Plus the
+//! security checks: least-privilege role, read-only execution, side-effect
+//! denylist, and no password in anything the exporter prints or serves.
+//!
+//! Every test prints one `RELIABILITY|test|fault|asserts|numbers` line, which
+//! `scripts/reliability-report.sh` turns into the table of docs/reliability.md.
+//! The tests run one at a time (they measure time and memory).
+
+mod support;
+#[path = "support/faults.rs"]
+mod harness;
+#[path = "support/openmetrics.rs"]
+mod openmetrics;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use harness::{
+    Client, Reply, Spawned, assert_no_secret, errors_of, exporter_backends, memory_kib, prom_scrape, public_pages,
+    record, serial, terminate_exporter_backends, value_or_nan,
+};
+use support::{Cluster, Db, Exporter, Metrics, PASSWORD, eventually};
+
+/// Passwords of the roles these tests create; none may ever show up in output.
+const MONITOR_PASSWORD: &str = "Mon1tor-Only-pw";
+const OLD_PASSWORD: &str = "Old-Rotating-pw1";
+const NEW_PASSWORD: &str = "New-Rotating-pw2";
+const SECRETS: &[&str] = &[PASSWORD, MONITOR_PASSWORD, OLD_PASSWORD, NEW_PASSWORD];
+
+const QUICK: &str = r#"
+queries:
+  quick:
+    help: Answers at once.
+    sql: SELECT 42 AS v
+    metrics: [{name: quick_value, type: gauge, value: v}]
+"#;
+
+fn success(m: &Metrics, query: &str) -> f64 {
+    value_or_nan(m, "runbook_exporter_query_success", &[("query", query)])
+}
+
+fn error_count(m: &Metrics, query: &str, kind: &str) -> f64 {
+    value_or_nan(m, "runbook_exporter_query_errors_total", &[("query", query), ("kind", kind)])
+}
+
+/// Scans the exporter's logs and public pages for every password; returns the number of texts scanned.
+fn scan_exporter(base: &str, logs: &str, extra: &[(&str, &str)]) -> usize {
+    let pages = public_pages(base);
+    let mut texts: Vec<(&str, &str)> = pages.iter().map(|(w, t)| (w.as_str(), t.as_str())).collect();
+    texts.push(("exporter log", logs));
+    texts.extend_from_slice(extra);
+    assert_no_secret(SECRETS, &texts)
+}
+
+fn base(e: &Exporter) -> String {
+    e.url("")
+}
+
+/// A login role with `pg_monitor` and nothing else (no superuser), password authenticated over TCP.
+fn monitor_role(db: &Db, role: &str, password: &str) -> String {
+    db.client()
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE pg_monitor; GRANT CONNECT ON DATABASE {} TO {role}",
+            db.name
+        ))
+        .unwrap();
+    let port = db.cluster.as_ref().unwrap().port;
+    format!("postgres://{role}:{password}@127.0.0.1:{port}/{}", db.name)
+}
+
+// ---------------------------------------------------------------------------
+// 1. PostgreSQL killed in the middle of a scrape, restarted on the same port.
+
+#[test]
+fn fault_01_postgres_killed_mid_scrape() {
+    let _one = serial();
+    let mut db = Db::on(Cluster::start(), "killed");
+    let catalogue = format!(
+        "{QUICK}
+  sleepy:
+    help: Runs for two seconds, so a scrape is in flight when the server dies.
+    timeout: 10s
+    sql: SELECT 1 AS v FROM pg_sleep(2)
+    metrics: [{{name: sleepy_value, type: gauge, value: v}}]
+"
+    );
+    let exporter = Exporter::start(&catalogue, &db.url, &[]);
+    let base = base(&exporter);
+    let (status, m, _, _) = prom_scrape(&base, "5");
+    assert_eq!(status, 200);
+    assert_eq!(success(&m, "sleepy"), 1.0);
+
+    let b = base.clone();
+    let in_flight = std::thread::spawn(move || prom_scrape(&b, "5"));
+    std::thread::sleep(Duration::from_millis(700));
+    db.cluster().stop_immediate();
+    let (status, m, _, during) = in_flight.join().unwrap();
+    let kind_connection = error_count(&m, "sleepy", "connection");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let (down_status, down, _, down_took) = prom_scrape(&base, "3");
+
+    db.cluster().launch();
+    std::thread::sleep(Duration::from_millis(1100));
+    let restarted = Instant::now();
+    let mut scrapes = 0;
+    let mut first_after_restart = None;
+    let recovered = loop {
+        scrapes += 1;
+        let (_, m, _, _) = prom_scrape(&base, "5");
+        let ok = value_or_nan(&m, "pg_up", &[]) == 1.0 && success(&m, "quick") == 1.0 && success(&m, "sleepy") == 1.0;
+        first_after_restart.get_or_insert(ok);
+        if ok || restarted.elapsed() > Duration::from_secs(15) {
+            break ok;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let recovery = restarted.elapsed();
+    record(
+        "fault_01_postgres_killed_mid_scrape",
+        "PostgreSQL killed (immediate shutdown) during a scrape, restarted on the same port",
+        "in-flight scrape answers 200 before its 5 s deadline with query_success{sleepy} 0 and errors{kind=connection}; \
+         scrapes while down answer at once with pg_up 0; metrics come back after the restart without restarting the exporter",
+        &format!(
+            "in-flight scrape {:.2} s; errors{{sleepy,connection}} {kind_connection}; scrape while down {:.3} s (pg_up {}); \
+             recovered: {recovered} after {scrapes} scrape(s), {:.1} s; first scrape after restart ok: {}",
+            during.as_secs_f64(),
+            down_took.as_secs_f64(),
+            value_or_nan(&down, "pg_up", &[]),
+            recovery.as_secs_f64(),
+            first_after_restart.unwrap_or(false)
+        ),
+    );
+    assert_eq!(status, 200);
+    assert!(during < Duration::from_secs(5), "in-flight scrape took {during:?}");
+    assert_eq!(success(&m, "sleepy"), 0.0, "the killed query must not be reported as a success");
+    assert!(kind_connection >= 1.0, "the killed query must count as kind=connection: {}", exporter.logs());
+    assert_eq!(down_status, 200);
+    assert!(down_took < Duration::from_secs(2), "scrape with the server down took {down_took:?}");
+    assert_eq!(value_or_nan(&down, "pg_up", &[]), 0.0);
+    assert_eq!(success(&down, "quick"), 0.0);
+    assert!(recovered, "no recovery within 15 s of the restart: {}", exporter.logs());
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// 2. The exporter's backends terminated by an operator.
+
+#[test]
+fn fault_02_backend_terminated_by_operator() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "terminated");
+    let catalogue = format!(
+        "{QUICK}
+  activity:
+    help: Backends by state.
+    sql: SELECT coalesce(state, 'none') AS state, count(*) AS n FROM pg_stat_activity GROUP BY 1
+    metrics: [{{name: backends, type: gauge, value: n, labels: [state]}}]
+"
+    );
+    let exporter = Exporter::start(&catalogue, &db.url, &[]);
+    let base = base(&exporter);
+    for _ in 0..2 {
+        let (_, m, _, _) = prom_scrape(&base, "3");
+        assert_eq!(success(&m, "quick"), 1.0);
+    }
+    let mut admin = db.client();
+    let before = exporter_backends(&mut admin);
+    assert!(!before.is_empty(), "the pool holds no connection to terminate");
+    let terminated = terminate_exporter_backends(&mut admin);
+    // Past the probe's 1 s reuse, so the next scrape really checks a connection out of the pool.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, next, _, took) = prom_scrape(&base, "3");
+    let (_, after_next, _, _) = prom_scrape(&base, "3");
+    let after = exporter_backends(&mut admin);
+    let reused: Vec<&i32> = after.iter().filter(|p| before.contains(p)).collect();
+    record(
+        "fault_02_backend_terminated_by_operator",
+        "the exporter's backends terminated with pg_terminate_backend",
+        "the very next scrape has pg_up 1, every query_success 1 and no new error: no stale pooled connection is reused",
+        &format!(
+            "terminated {terminated} backend(s); next scrape {:.3} s: pg_up {}, quick {}, activity {}, errors {}; \
+             scrape after: pg_up {}; backends before {before:?}, after {after:?}",
+            took.as_secs_f64(),
+            value_or_nan(&next, "pg_up", &[]),
+            success(&next, "quick"),
+            success(&next, "activity"),
+            errors_of(&next, "quick") + errors_of(&next, "activity"),
+            value_or_nan(&after_next, "pg_up", &[]),
+        ),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(value_or_nan(&next, "pg_up", &[]), 1.0, "very next scrape after termination: {}", exporter.logs());
+    assert_eq!(success(&next, "quick"), 1.0, "{}", exporter.logs());
+    assert_eq!(success(&next, "activity"), 1.0, "{}", exporter.logs());
+    assert_eq!(errors_of(&next, "quick") + errors_of(&next, "activity"), 0.0, "{}", exporter.logs());
+    assert!(reused.is_empty(), "terminated backends still listed: {reused:?}");
+    assert!(!after.is_empty(), "no fresh connection was opened");
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// 3. A hung server: postmaster and backends stopped with SIGSTOP.
+
+#[test]
+fn fault_03_hung_server_sigstop() {
+    let _one = serial();
+    let mut db = Db::on(Cluster::start(), "frozen");
+    let catalogue = format!(
+        "{QUICK}
+  slowish:
+    help: Takes half a second, so it is in flight when the server hangs.
+    timeout: 2s
+    sql: SELECT 1 AS v FROM pg_sleep(0.5)
+    metrics: [{{name: slowish_value, type: gauge, value: v}}]
+"
+    );
+    let exporter = Exporter::start(&catalogue, &db.url, &["--database.connect-timeout", "2s"]);
+    let base = base(&exporter);
+    let (_, m, _, _) = prom_scrape(&base, "3");
+    assert_eq!(success(&m, "slowish"), 1.0);
+    let max = value_or_nan(&m, "runbook_exporter_pool_max_connections", &[]);
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let b = base.clone();
+    let in_flight = std::thread::spawn(move || prom_scrape(&b, "3"));
+    std::thread::sleep(Duration::from_millis(200));
+    db.cluster().freeze();
+    let frozen_at = Instant::now();
+    let (status, first, _, first_took) = in_flight.join().unwrap();
+
+    let mut times = vec![first_took];
+    let mut statuses = vec![status];
+    let mut open_seen = vec![value_or_nan(&first, "runbook_exporter_pool_open_connections", &[])];
+    let mut last = first;
+    while frozen_at.elapsed() < Duration::from_secs(9) {
+        std::thread::sleep(Duration::from_millis(1000));
+        let (status, m, _, took) = prom_scrape(&base, "3");
+        times.push(took);
+        statuses.push(status);
+        open_seen.push(value_or_nan(&m, "runbook_exporter_pool_open_connections", &[]));
+        last = m;
+    }
+    let logs_frozen = exporter.logs();
+    db.cluster().thaw();
+    let thawed = Instant::now();
+    let recovered = eventually(Duration::from_secs(20), || {
+        let (_, m, _, _) = prom_scrape(&base, "3");
+        value_or_nan(&m, "pg_up", &[]) == 1.0 && success(&m, "quick") == 1.0 && success(&m, "slowish") == 1.0
+    });
+    let recovery = thawed.elapsed();
+    let (_, after, _, _) = prom_scrape(&base, "3");
+    let open_after = value_or_nan(&after, "runbook_exporter_pool_open_connections", &[]);
+    let mut admin = db.client();
+    let mut backends = exporter_backends(&mut admin).len();
+    eventually(Duration::from_secs(10), || {
+        backends = exporter_backends(&mut admin).len();
+        backends as f64 <= max
+    });
+    let slowest = times.iter().max().copied().unwrap_or_default();
+    let unreachable = logs_frozen.lines().filter(|l| l.contains("database unreachable")).last().unwrap_or("").to_owned();
+    record(
+        "fault_03_hung_server_sigstop",
+        "server hung: postmaster and backends stopped with SIGSTOP for 9 s, then resumed",
+        "every scrape with X-Prometheus-Scrape-Timeout-Seconds 3 answers 200 in < 3 s with pg_up 0; the in-flight query is cut \
+         client-side (kind=deadline for the scrape, kind=timeout for the execution); the probe gives up client-side; \
+         after SIGCONT metrics recover and pool_open_connections <= max",
+        &format!(
+            "{} scrapes while hung, slowest {:.2} s; errors{{slowish}} deadline {} timeout {}; pool open while hung {:?} (max {max}); \
+             recovered {recovered} in {:.1} s; pool open after {open_after}, exporter backends after {backends}; \
+             probe error while hung: {}",
+            times.len(),
+            slowest.as_secs_f64(),
+            error_count(&last, "slowish", "deadline"),
+            error_count(&last, "slowish", "timeout"),
+            open_seen,
+            recovery.as_secs_f64(),
+            unreachable.split("error=").nth(1).unwrap_or("none logged")
+        ),
+    );
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(slowest < Duration::from_secs(3), "a scrape took {slowest:?}: {times:?}");
+    assert_eq!(value_or_nan(&last, "pg_up", &[]), 0.0);
+    assert!(error_count(&last, "slowish", "deadline") >= 1.0, "the in-flight query must miss the scrape's deadline");
+    assert!(
+        error_count(&last, "slowish", "timeout") >= 1.0,
+        "the hung query must be cut by the client-side bound: {logs_frozen}"
+    );
+    assert!(!unreachable.is_empty(), "the probe never gave up while the server was hung: {logs_frozen}");
+    assert!(open_seen.iter().all(|o| *o <= max), "{open_seen:?} > {max}");
+    assert!(recovered, "no recovery within 20 s of SIGCONT: {}", exporter.logs());
+    assert!(open_after <= max);
+    assert!(backends as f64 <= max, "{backends} exporter backends after recovery, max {max}");
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// 4. max_connections exhausted by other clients.
+
+#[test]
+fn fault_04_max_connections_exhausted() {
+    let _one = serial();
+    let db = Db::on(Cluster::start_with(&["max_connections=5", "superuser_reserved_connections=0"]), "full");
+    let url = monitor_role(&db, "rbx_monitor", MONITOR_PASSWORD);
+    let exporter = Exporter::start(QUICK, &url, &["--database.connect-timeout", "2s"]);
+    let base = base(&exporter);
+    let (_, m, _, _) = prom_scrape(&base, "3");
+    assert_eq!(value_or_nan(&m, "pg_up", &[]), 1.0, "{}", exporter.logs());
+
+    let cluster = db.cluster.as_ref().unwrap();
+    {
+        let mut admin = db.client();
+        terminate_exporter_backends(&mut admin);
+    }
+    let mut held = Vec::new();
+    let mut refusal = String::new();
+    for _ in 0..10 {
+        match postgres::Config::new()
+            .host_path(&cluster.socket_dir)
+            .port(cluster.port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(2))
+            .connect(postgres::NoTls)
+        {
+            Ok(c) => held.push(c),
+            Err(e) => {
+                refusal = e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or(e.to_string());
+                break;
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, full, _, took) = prom_scrape(&base, "3");
+    let logs_full = exporter.logs();
+    let kind_connection = error_count(&full, "quick", "connection");
+    let held_count = held.len();
+    drop(held);
+    let freed = Instant::now();
+    let recovered = eventually(Duration::from_secs(10), || {
+        let (_, m, _, _) = prom_scrape(&base, "3");
+        value_or_nan(&m, "pg_up", &[]) == 1.0 && success(&m, "quick") == 1.0
+    });
+    let recovery = freed.elapsed();
+    record(
+        "fault_04_max_connections_exhausted",
+        "max_connections (5, none reserved) filled by other clients; exporter role has pg_monitor only",
+        "scrape answers at once with pg_up 0 and query_success 0, the log names SQLSTATE 53300; recovery once slots free up",
+        &format!(
+            "held {held_count} connections, next refused with \"{refusal}\"; scrape {:.3} s: pg_up {}, quick {}; \
+             errors{{quick,connection}} {kind_connection} (a refused connection is not counted as a query error: \
+             only pg_up says it); recovered {recovered} in {:.1} s",
+            took.as_secs_f64(),
+            value_or_nan(&full, "pg_up", &[]),
+            success(&full, "quick"),
+            recovery.as_secs_f64()
+        ),
+    );
+    assert!(refusal.contains("53300"), "the cluster was not full: {refusal}");
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(value_or_nan(&full, "pg_up", &[]), 0.0);
+    assert_eq!(success(&full, "quick"), 0.0);
+    assert!(
+        logs_full.contains("53300") || logs_full.contains("too many clients") || logs_full.contains("remaining connection slots"),
+        "the log does not say why: {logs_full}"
+    );
+    assert!(recovered, "no recovery after the slots were freed: {}", exporter.logs());
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// 5. A catalogue query blocked by a lock another session holds.
+
+#[test]
+fn fault_05_query_blocked_by_a_lock() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "locked");
+    let mut holder = db.client();
+    holder.batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)").unwrap();
+    let catalogue = format!(
+        "{QUICK}
+  locked:
+    help: Counts a table another session locks.
+    lock_timeout: 500ms
+    sql: SELECT count(*) AS n FROM t
+    metrics: [{{name: t_rows, type: gauge, value: n}}]
+"
+    );
+    let exporter = Exporter::start(&catalogue, &db.url, &[]);
+    let base = base(&exporter);
+    let (_, m, _, _) = prom_scrape(&base, "3");
+    assert_eq!(value_or_nan(&m, "t_rows", &[]), 2.0);
+
+    holder.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").unwrap();
+    let (status, blocked, _, took) = prom_scrape(&base, "3");
+    holder.batch_execute("COMMIT").unwrap();
+    let (_, freed, _, _) = prom_scrape(&base, "3");
+    record(
+        "fault_05_query_blocked_by_a_lock",
+        "a catalogue query blocked by LOCK TABLE ... ACCESS EXCLUSIVE held in an open transaction",
+        "lock_timeout (500 ms) cuts it: query_success 0, errors{kind=lock_timeout} 1, its series gone; the other query is served; \
+         the next scrape after COMMIT succeeds",
+        &format!(
+            "scrape under lock {:.3} s; locked: success {}, lock_timeout errors {}; quick {}; after COMMIT: locked success {}",
+            took.as_secs_f64(),
+            success(&blocked, "locked"),
+            error_count(&blocked, "locked", "lock_timeout"),
+            success(&blocked, "quick"),
+            success(&freed, "locked")
+        ),
+    );
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(success(&blocked, "locked"), 0.0);
+    assert_eq!(error_count(&blocked, "locked", "lock_timeout"), 1.0, "{}", exporter.logs());
+    assert!(blocked.find("t_rows", &[]).is_empty());
+    assert_eq!(value_or_nan(&blocked, "quick_value", &[]), 42.0);
+    assert_eq!(success(&blocked, "quick"), 1.0);
+    assert_eq!(success(&freed, "locked"), 1.0);
+    assert_eq!(value_or_nan(&freed, "t_rows", &[]), 2.0);
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// 6. A query that returns 1,000,000 rows, with the default series budget.
+
+/// Most the exporter's resident memory may grow while refusing runaway results or serving a flood.
+const MEMORY_BOUND_KIB: u64 = 50 * 1024;
+
+#[test]
+fn fault_06_million_row_query() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "million");
+    let catalogue = format!(
+        "{QUICK}
+  huge:
+    help: A runaway result of one million rows.
+    sql: SELECT g AS v, g::text AS k FROM generate_series(1, 1000000) AS g
+    metrics: [{{name: huge_value, type: gauge, value: v, labels: [k]}}]
+"
+    );
+    let exporter = Exporter::start(&catalogue, &db.url, &[]);
+    let base = base(&exporter);
+    let _ = harness::get_within(&exporter.url("/healthz"), &[], Duration::from_secs(5));
+    let (rss_before, _) = memory_kib(exporter.pid());
+    let mut took = Vec::new();
+    let mut last = Metrics::default();
+    for _ in 0..5 {
+        let (status, m, _, t) = prom_scrape(&base, "10");
+        assert_eq!(status, 200);
+        took.push(t.as_secs_f64());
+        last = m;
+    }
+    let (rss_after, peak) = memory_kib(exporter.pid());
+    let mut admin = db.client();
+    let mut still_running = 1i64;
+    eventually(Duration::from_secs(5), || {
+        still_running = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%generate_series(1, 1000000)%' \
+                 AND pid <> pg_backend_pid() AND state = 'active'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        still_running == 0
+    });
+    record(
+        "fault_06_million_row_query",
+        "a catalogue query returning 1,000,000 rows, max_series at its default (1000)",
+        "the series budget cuts it (errors{kind=cardinality}, no huge_value series, success 0), the other query is served, \
+         RSS peak stays within +50 MiB of the idle process, the server-side query does not keep running",
+        &format!(
+            "5 scrapes {took:.2?} s; cardinality errors {}; RSS before {} MiB, after {} MiB, peak {} MiB (+{} MiB, bound +{} MiB); \
+             server backends still running it: {still_running}",
+            error_count(&last, "huge", "cardinality"),
+            rss_before / 1024,
+            rss_after / 1024,
+            peak / 1024,
+            peak.saturating_sub(rss_before) / 1024,
+            MEMORY_BOUND_KIB / 1024
+        ),
+    );
+    assert_eq!(error_count(&last, "huge", "cardinality"), 5.0, "{}", exporter.logs());
+    assert_eq!(success(&last, "huge"), 0.0);
+    assert!(last.find("huge_value", &[]).is_empty());
+    assert_eq!(success(&last, "quick"), 1.0);
+    assert!(
+        peak.saturating_sub(rss_before) < MEMORY_BOUND_KIB,
+        "RSS grew from {rss_before} KiB to a peak of {peak} KiB"
+    );
+    assert_eq!(still_running, 0, "the cut-off query keeps running on the server");
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// 7. A scrape flood: 200 concurrent connections for 30 s.
+
+#[test]
+fn fault_07_scrape_flood() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "flood");
+    let catalogue = format!(
+        "{QUICK}
+  activity:
+    help: Backends by state.
+    sql: SELECT coalesce(state, 'none') AS state, count(*) AS n FROM pg_stat_activity GROUP BY 1
+    metrics: [{{name: backends, type: gauge, value: n, labels: [state]}}]
+  settings:
+    help: A few settings.
+    sql: SELECT name, setting::float8 AS v FROM pg_settings WHERE vartype IN ('integer', 'real') LIMIT 50
+    metrics: [{{name: setting_value, type: gauge, value: v, labels: [name]}}]
+"
+    );
+    let exporter = Exporter::start(&catalogue, &db.url, &[]);
+    let base = base(&exporter);
+    let (_, m, _, _) = prom_scrape(&base, "3");
+    let pool_max = value_or_nan(&m, "runbook_exporter_pool_max_connections", &[]);
+    let (rss_before, _) = memory_kib(exporter.pid());
+
+    const CLIENTS: usize = 200;
+    const DURATION: Duration = Duration::from_secs(30);
+    let stop = Arc::new(AtomicBool::new(false));
+    let full = Arc::new(AtomicU64::new(0));
+    let rejected = Arc::new(AtomicU64::new(0));
+    let invalid = Arc::new(AtomicU64::new(0));
+    let hangs = Arc::new(AtomicU64::new(0));
+    let broken = Arc::new(AtomicU64::new(0));
+    let slowest_reject_ms = Arc::new(AtomicU64::new(0));
+    let slowest_full_ms = Arc::new(AtomicU64::new(0));
+    let first_problem = Arc::new(std::sync::Mutex::new(String::new()));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..CLIENTS {
+        let (stop, full, rejected, invalid, hangs, broken, slowest_reject_ms, slowest_full_ms, first_problem) = (
+            stop.clone(),
+            full.clone(),
+            rejected.clone(),
+            invalid.clone(),
+            hangs.clone(),
+            broken.clone(),
+            slowest_reject_ms.clone(),
+            slowest_full_ms.clone(),
+            first_problem.clone(),
+        );
+        let url = exporter.url("/metrics");
+        workers.push(std::thread::spawn(move || {
+            let client = Client::new(Duration::from_secs(10));
+            let note = |what: String| {
+                let mut p = first_problem.lock().unwrap();
+                if p.is_empty() {
+                    *p = what;
+                }
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let (reply, took) = client.get(
+                    &url,
+                    &[
+                        ("Accept", "application/openmetrics-text; version=1.0.0"),
+                        ("X-Prometheus-Scrape-Timeout-Seconds", "10"),
+                    ],
+                );
+                let ms = took.as_millis() as u64;
+                match reply {
+                    Reply::Answer(200, body) => match openmetrics::check(&body, openmetrics::Dialect::OpenMetrics) {
+                        Ok(_) => {
+                            full.fetch_add(1, Ordering::Relaxed);
+                            slowest_full_ms.fetch_max(ms, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            invalid.fetch_add(1, Ordering::Relaxed);
+                            note(format!("invalid body: {e}"));
+                        }
+                    },
+                    Reply::Answer(503 | 429, _) => {
+                        rejected.fetch_add(1, Ordering::Relaxed);
+                        slowest_reject_ms.fetch_max(ms, Ordering::Relaxed);
+                    }
+                    Reply::Answer(other, body) => {
+                        invalid.fetch_add(1, Ordering::Relaxed);
+                        note(format!("status {other}: {body}"));
+                    }
+                    Reply::Hang => {
+                        hangs.fetch_add(1, Ordering::Relaxed);
+                        note(format!("no answer within 10 s (after {took:?})"));
+                    }
+                    Reply::Broken(e) => {
+                        broken.fetch_add(1, Ordering::Relaxed);
+                        note(format!("broken: {e}"));
+                    }
+                }
+            }
+        }));
+    }
+    let mut admin = db.client();
+    let mut max_db = 0usize;
+    let mut max_rss = 0u64;
+    while start.elapsed() < DURATION {
+        max_db = max_db.max(exporter_backends(&mut admin).len());
+        max_rss = max_rss.max(memory_kib(exporter.pid()).0);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let elapsed = start.elapsed();
+    let (rss_after, peak) = memory_kib(exporter.pid());
+    let (status, after, _, after_took) = prom_scrape(&base, "3");
+    let total = full.load(Ordering::Relaxed)
+        + rejected.load(Ordering::Relaxed)
+        + invalid.load(Ordering::Relaxed)
+        + hangs.load(Ordering::Relaxed)
+        + broken.load(Ordering::Relaxed);
+    let problem = first_problem.lock().unwrap().clone();
+    record(
+        "fault_07_scrape_flood",
+        "scrape flood: 200 concurrent keep-alive clients for 30 s on loopback",
+        "every response is a complete, strictly valid OpenMetrics body or a fast 503/429; 0 hangs (10 s client bound), \
+         0 broken connections; exporter backends never above the pool size; RSS peak within +50 MiB; a normal scrape works after",
+        &format!(
+            "{total} requests in {:.1} s ({:.0}/s): {} full (slowest {} ms), {} rejected 503/429 (slowest {} ms), \
+             {} invalid, {} hangs, {} broken{}; exporter backends max {max_db} (pool {pool_max}); \
+             RSS before {} MiB, max sampled {} MiB, peak {} MiB (+{} MiB), after {} MiB; scrape after {:.3} s",
+            elapsed.as_secs_f64(),
+            total as f64 / elapsed.as_secs_f64(),
+            full.load(Ordering::Relaxed),
+            slowest_full_ms.load(Ordering::Relaxed),
+            rejected.load(Ordering::Relaxed),
+            slowest_reject_ms.load(Ordering::Relaxed),
+            invalid.load(Ordering::Relaxed),
+            hangs.load(Ordering::Relaxed),
+            broken.load(Ordering::Relaxed),
+            if problem.is_empty() { String::new() } else { format!(" (first problem: {problem})") },
+            rss_before / 1024,
+            max_rss / 1024,
+            peak / 1024,
+            peak.saturating_sub(rss_before) / 1024,
+            rss_after / 1024,
+            after_took.as_secs_f64()
+        ),
+    );
+    assert_eq!(hangs.load(Ordering::Relaxed), 0, "{problem}");
+    assert_eq!(invalid.load(Ordering::Relaxed), 0, "{problem}");
+    assert_eq!(broken.load(Ordering::Relaxed), 0, "{problem}");
+    assert!(full.load(Ordering::Relaxed) > 0);
+    assert!(slowest_reject_ms.load(Ordering::Relaxed) < 2000, "a rejection took {} ms", slowest_reject_ms.load(Ordering::Relaxed));
+    assert!(max_db as f64 <= pool_max, "{max_db} backends > pool {pool_max}");
+    assert!(peak.saturating_sub(rss_before) < MEMORY_BOUND_KIB, "RSS {rss_before} KiB -> peak {peak} KiB");
+    assert_eq!(status, 200);
+    assert_eq!(success(&after, "quick"), 1.0);
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// 8. Slow clients (slowloris).
+
+/// How long the server may keep a connection that has not sent a complete request head.
+const HEADER_READ_BOUND: Duration = Duration::from_secs(31);
+
+#[test]
+fn fault_08_slowloris() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "slowloris");
+    let exporter = Exporter::start(QUICK, &db.url, &[]);
+    let base = base(&exporter);
+    let address = exporter.address.clone();
+    const CONNECTIONS: usize = 100;
+    let start = Instant::now();
+    let mut readers = Vec::new();
+    for i in 0..CONNECTIONS {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        if i % 2 == 1 {
+            // Half send a partial request line and header, never the blank line that ends the head.
+            stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").unwrap();
+        }
+        stream.set_read_timeout(Some(HEADER_READ_BOUND + Duration::from_secs(1))).unwrap();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf) {
+                    // Closed by the server (possibly after a 408 or 400 answer).
+                    Ok(0) => return Some(start.elapsed()),
+                    Ok(_) => continue,
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        return None;
+                    }
+                    Err(_) => return Some(start.elapsed()),
+                }
+            }
+        }));
+    }
+    // Normal scrapes keep working while the slow connections are open.
+    let mut scrape_times = Vec::new();
+    let mut scrape_ok = true;
+    for _ in 0..10 {
+        let (status, m, _, took) = prom_scrape(&base, "3");
+        scrape_ok &= status == 200 && success(&m, "quick") == 1.0;
+        scrape_times.push(took);
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    let closed: Vec<Option<Duration>> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    let closed_in_time: Vec<Duration> = closed.iter().flatten().copied().filter(|d| *d <= HEADER_READ_BOUND).collect();
+    let slowest_scrape = scrape_times.iter().max().copied().unwrap_or_default();
+    record(
+        "fault_08_slowloris",
+        "slowloris: 100 connections that send nothing (50) or a partial request head (50)",
+        "the server closes every such connection within 31 s; normal scrapes keep working meanwhile",
+        &format!(
+            "{} of {CONNECTIONS} closed by the server within {} s{}; 10 scrapes during the attack: all ok {scrape_ok}, slowest {:.3} s",
+            closed_in_time.len(),
+            HEADER_READ_BOUND.as_secs(),
+            closed_in_time.iter().max().map(|d| format!(" (last after {:.1} s)", d.as_secs_f64())).unwrap_or_default(),
+            slowest_scrape.as_secs_f64()
+        ),
+    );
+    assert!(scrape_ok, "a scrape failed during the attack");
+    assert!(slowest_scrape < Duration::from_secs(3), "{scrape_times:?}");
+    assert_eq!(
+        closed_in_time.len(),
+        CONNECTIONS,
+        "the server kept {} idle or incomplete connections open for more than {HEADER_READ_BOUND:?}: \
+         it has no request-head read timeout",
+        CONNECTIONS - closed_in_time.len()
+    );
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// 9. The config file deleted, unreadable, huge or hostile before a reload.
+
+/// A billion-laughs document: nine levels of ten aliases each.
+fn alias_bomb() -> String {
+    let mut s = String::from("a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        s.push_str(&format!("a{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"));
+    }
+    s.push_str(QUICK.trim_start());
+    s
+}
+
+/// The same, inside a field the loader must read (a query's requires.extensions).
+fn nested_alias_bomb() -> String {
+    let mut s = String::from("queries:\n  quick:\n    help: x\n    sql: SELECT 42 AS v\n    requires:\n");
+    s.push_str("      tables: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    s.push_str("      extensions: [");
+    // Anchors can be defined inside the value that uses them.
+    let mut inner = String::from("*a0");
+    for i in 1..9 {
+        inner = format!("&a{i} [{inner}, {}]", vec![format!("*a{}", i - 1); 9].join(", "));
+    }
+    s.push_str(&inner);
+    s.push_str(", *a8, *a8, *a8, *a8, *a8, *a8, *a8, *a8, *a8]\n");
+    s.push_str("    metrics: [{name: quick_value, type: gauge, value: v}]\n");
+    s
+}
+
+#[test]
+fn fault_09_config_file_broken_before_reload() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "reloadfaults");
+    let as_nobody = is_root();
+    let exporter = Spawned::start(QUICK, &[("DATABASE_URL", db.url.as_str())], &[], as_nobody);
+    let base = exporter.base();
+    let client = Client::new(Duration::from_secs(10));
+    assert_eq!(exporter.metrics().get("quick_value", &[]), 42.0);
+    let config = exporter.config.clone();
+    let restore = || {
+        let _ = std::fs::remove_file(&config);
+        let _ = std::fs::remove_dir_all(&config);
+        std::fs::write(&config, QUICK).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (reply, _) = client.post(&exporter.url("/-/reload"));
+        assert!(matches!(reply, Reply::Answer(200, _)), "restoring the good file: {reply:?}");
+    };
+    type Breaker = Box<dyn Fn(&std::path::Path)>;
+    let mut cases: Vec<(&str, Breaker, &[&str])> = vec![
+        ("deleted", Box::new(|p| std::fs::remove_file(p).unwrap()), &["cannot read catalogue", "No such file"]),
+        (
+            "replaced by a directory",
+            Box::new(|p| {
+                std::fs::remove_file(p).unwrap();
+                std::fs::create_dir(p).unwrap();
+            }),
+            &["cannot read catalogue", "directory"],
+        ),
+        (
+            "dangling symlink",
+            Box::new(|p| {
+                std::fs::remove_file(p).unwrap();
+                std::os::unix::fs::symlink("/nonexistent/queries.yaml", p).unwrap();
+            }),
+            &["cannot read catalogue", "No such file"],
+        ),
+        (
+            "100 MB file",
+            Box::new(|p| std::fs::File::create(p).unwrap().set_len(100 * 1024 * 1024).unwrap()),
+            &["catalogue is larger than"],
+        ),
+        ("YAML alias bomb (top level)", Box::new(|p| std::fs::write(p, alias_bomb()).unwrap()), &["queries.yaml:"]),
+        (
+            "YAML alias bomb (inside requires)",
+            Box::new(|p| std::fs::write(p, nested_alias_bomb()).unwrap()),
+            &["queries.yaml:"],
+        ),
+    ];
+    if as_nobody {
+        cases.push((
+            "chmod 000 (exporter runs as nobody)",
+            Box::new(|p| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o000)).unwrap();
+            }),
+            &["cannot read catalogue", "Permission denied"],
+        ));
+    }
+    let (rss_before, _) = memory_kib(exporter.pid());
+    let mut results = Vec::new();
+    let mut failures = Vec::new();
+    let mut bodies = Vec::new();
+    for (name, breaker, expected) in &cases {
+        breaker(&config);
+        let (reply, took) = client.post(&exporter.url("/-/reload"));
+        let m = exporter.metrics();
+        let served = value_or_nan(&m, "quick_value", &[]) == 42.0;
+        let flag = value_or_nan(&m, "runbook_exporter_config_last_reload_successful", &[]);
+        let (status, body) = match &reply {
+            Reply::Answer(s, b) => (*s, b.clone()),
+            other => (0, format!("{other:?}")),
+        };
+        let first_line = body.lines().nth(1).or(body.lines().next()).unwrap_or("").to_owned();
+        results.push(format!("{name}: HTTP {status} in {:.3} s (\"{first_line}\")", took.as_secs_f64()));
+        if status != 500 || took >= Duration::from_secs(2) || !served || flag != 0.0 {
+            failures.push(format!("{name}: status {status}, {took:?}, served {served}, reload flag {flag}: {body}"));
+        }
+        if let Some(missing) = expected.iter().find(|e| !body.contains(*e)) {
+            failures.push(format!("{name}: error does not say {missing:?}: {body}"));
+        }
+        bodies.push(body);
+        restore();
+    }
+    let (_, peak) = memory_kib(exporter.pid());
+    record(
+        "fault_09_config_file_broken_before_reload",
+        "catalogue deleted / replaced by a directory / dangling symlink / chmod 000 (exporter as nobody) / 100 MB / YAML alias bombs, then POST /-/reload",
+        "each reload is refused with HTTP 500 in < 2 s and an error naming the file and the cause; the running configuration is \
+         still served and runbook_exporter_config_last_reload_successful is 0; a good file reloads afterwards",
+        &format!(
+            "{}; RSS before {} MiB, peak {} MiB",
+            results.join("; "),
+            rss_before / 1024,
+            peak / 1024
+        ),
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    let texts: Vec<(&str, &str)> = bodies.iter().map(|b| ("reload error", b.as_str())).collect();
+    scan_exporter(&base, &exporter.logs(), &texts);
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+#[test]
+fn fault_09b_config_replaced_by_a_fifo() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "fifo");
+    let exporter = Spawned::start(QUICK, &[("DATABASE_URL", db.url.as_str())], &[], false);
+    let base = exporter.base();
+    assert_eq!(exporter.metrics().get("quick_value", &[]), 42.0);
+    std::fs::remove_file(&exporter.config).unwrap();
+    let ok = std::process::Command::new("mkfifo").arg(&exporter.config).status().unwrap().success();
+    assert!(ok, "mkfifo failed");
+    let url = exporter.url("/-/reload");
+    let reload = std::thread::spawn(move || Client::new(Duration::from_secs(5)).post(&url));
+    std::thread::sleep(Duration::from_millis(500));
+    // While the reload is pending, scrapes must still be served.
+    let (scrape_status, m, _, scrape_took) = prom_scrape(&base, "3");
+    let (reply, took) = reload.join().unwrap();
+    let hung = matches!(reply, Reply::Hang);
+    let mut unblocked_after = None;
+    if hung {
+        // Unblock the loader: open the FIFO's write end (the loader holds the read end) and close it.
+        let start = Instant::now();
+        let f = std::fs::OpenOptions::new().write(true).open(&exporter.config);
+        drop(f);
+        let (r, _) = Client::new(Duration::from_secs(10)).post(&exporter.url("/-/reload"));
+        unblocked_after = Some((start.elapsed(), format!("{r:?}")));
+    }
+    let _ = std::fs::remove_file(&exporter.config);
+    std::fs::write(&exporter.config, QUICK).unwrap();
+    let (after, _) = Client::new(Duration::from_secs(10)).post(&exporter.url("/-/reload"));
+    record(
+        "fault_09b_config_replaced_by_a_fifo",
+        "catalogue replaced by a FIFO (named pipe) nobody writes to, then POST /-/reload",
+        "the reload is refused in < 2 s (not left waiting for a writer); scrapes are served meanwhile",
+        &format!(
+            "reload: {} after {:.1} s; scrape meanwhile HTTP {scrape_status} in {:.3} s (quick_value {}); {}; good file afterwards: {}",
+            if hung { "no answer (client gave up)".to_owned() } else { format!("{reply:?}") },
+            took.as_secs_f64(),
+            scrape_took.as_secs_f64(),
+            value_or_nan(&m, "quick_value", &[]),
+            match &unblocked_after {
+                Some((d, r)) => format!("writer opened the FIFO, the pending and next reload answered in {:.2} s: {r}", d.as_secs_f64()),
+                None => "no unblocking needed".into(),
+            },
+            matches!(after, Reply::Answer(200, _))
+        ),
+    );
+    assert_eq!(scrape_status, 200);
+    assert!(
+        !hung && took < Duration::from_secs(2),
+        "POST /-/reload with the catalogue replaced by a FIFO did not answer within {took:?}: \
+         the loader opens the FIFO for reading and blocks until a writer appears"
+    );
+    assert!(matches!(reply, Reply::Answer(500, _)), "{reply:?}");
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// 10. The database password changed while running, password file updated, reload.
+
+#[test]
+fn fault_10_password_rotated() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "rotate");
+    db.client()
+        .batch_execute(&format!(
+            "CREATE ROLE rbx_rotate LOGIN PASSWORD '{OLD_PASSWORD}' IN ROLE pg_monitor; \
+             GRANT CONNECT ON DATABASE {} TO rbx_rotate",
+            db.name
+        ))
+        .unwrap();
+    let port = db.cluster.as_ref().unwrap().port;
+    let url = format!("postgres://rbx_rotate@127.0.0.1:{port}/{}", db.name);
+    let secrets = tempfile::tempdir().unwrap();
+    let pwfile = secrets.path().join("password");
+    std::fs::write(&pwfile, format!("{OLD_PASSWORD}\n")).unwrap();
+    let exporter = Spawned::start(
+        QUICK,
+        &[("DATABASE_URL", url.as_str()), ("DATABASE_PASSWORD_FILE", pwfile.to_str().unwrap())],
+        &[],
+        false,
+    );
+    let base = exporter.base();
+    let (_, m, _, _) = prom_scrape(&base, "3");
+    assert_eq!(value_or_nan(&m, "pg_up", &[]), 1.0, "{}", exporter.logs());
+    let mut admin = db.client();
+    let old_backends = exporter_backends(&mut admin);
+
+    admin.batch_execute(&format!("ALTER ROLE rbx_rotate PASSWORD '{NEW_PASSWORD}'")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let (_, pooled, _, _) = prom_scrape(&base, "3");
+    let pooled_up = value_or_nan(&pooled, "pg_up", &[]);
+
+    terminate_exporter_backends(&mut admin);
+    std::thread::sleep(Duration::from_millis(1100));
+    let (_, stale, _, stale_took) = prom_scrape(&base, "3");
+    let stale_up = value_or_nan(&stale, "pg_up", &[]);
+    let auth_logged = exporter.logs().contains("28P01");
+
+    std::fs::write(&pwfile, format!("{NEW_PASSWORD}\n")).unwrap();
+    let (reply, reload_took) = Client::new(Duration::from_secs(10)).post(&exporter.url("/-/reload"));
+    let (_, fresh, _, _) = prom_scrape(&base, "3");
+    let fresh_up = value_or_nan(&fresh, "pg_up", &[]);
+    let new_backends = exporter_backends(&mut admin);
+    record(
+        "fault_10_password_rotated",
+        "role password changed with ALTER ROLE while running; DATABASE_PASSWORD_FILE updated; POST /-/reload",
+        "before the reload, pooled connections keep working (pg_up 1); once they are gone, new connections fail \
+         (pg_up 0, 28P01 in the log); after the reload the new password is used: pg_up 1, query_success 1, fresh backends",
+        &format!(
+            "pooled connection after ALTER ROLE: pg_up {pooled_up}; after terminating it: pg_up {stale_up} in {:.3} s \
+             (28P01 logged: {auth_logged}); reload {} in {:.3} s; after reload: pg_up {fresh_up}, quick {}; \
+             backends {old_backends:?} -> {new_backends:?}",
+            stale_took.as_secs_f64(),
+            match &reply {
+                Reply::Answer(s, _) => format!("HTTP {s}"),
+                other => format!("{other:?}"),
+            },
+            reload_took.as_secs_f64(),
+            success(&fresh, "quick")
+        ),
+    );
+    assert_eq!(pooled_up, 1.0, "an authenticated pooled connection must keep working after ALTER ROLE");
+    assert_eq!(stale_up, 0.0, "with the old password no new connection can be made");
+    assert!(auth_logged, "the log does not say authentication failed: {}", exporter.logs());
+    assert!(matches!(reply, Reply::Answer(200, _)), "{reply:?}");
+    assert_eq!(fresh_up, 1.0, "the reload did not pick up the new password: {}", exporter.logs());
+    assert_eq!(success(&fresh, "quick"), 1.0);
+    assert!(!new_backends.is_empty() && new_backends.iter().all(|p| !old_backends.contains(p)));
+    scan_exporter(&base, &exporter.logs(), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// Security: least privilege, read-only, side-effect denylist, no secrets anywhere.
+
+#[test]
+fn security_01_shipped_catalogue_with_pg_monitor_only() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "ignition");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut c = db.client();
+    c.batch_execute(&std::fs::read_to_string(root.join("examples/ignition/schema.sql")).unwrap()).unwrap();
+    // seed-small.sql is seed.sql at scale 0.02 through psql's \ir; the same in one session:
+    c.batch_execute("SET ignition.seed_scale = '0.02'").unwrap();
+    c.batch_execute(&std::fs::read_to_string(root.join("examples/ignition/seed.sql")).unwrap()).unwrap();
+    c.batch_execute("ANALYZE").unwrap();
+    let url = monitor_role(&db, "rbx_monitor", MONITOR_PASSWORD);
+    let superuser: bool = c
+        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = 'rbx_monitor'", &[])
+        .unwrap()
+        .get(0);
+    assert!(!superuser);
+    let catalogue = std::fs::read_to_string(root.join("queries.yaml")).unwrap();
+    let exporter = Exporter::start(&catalogue, &url, &[]);
+    let base = base(&exporter);
+    exporter.scrape();
+    let m = exporter.metrics();
+    let queries: Vec<String> = m
+        .samples
+        .iter()
+        .filter(|(n, _, _)| n == "runbook_exporter_query_executions_total")
+        .map(|(_, l, _)| l["query"].clone())
+        .collect();
+    let skipped: Vec<String> = m
+        .samples
+        .iter()
+        .filter(|(n, _, _)| n == "runbook_exporter_query_skipped")
+        .map(|(_, l, _)| format!("{} ({})", l["query"], l["reason"]))
+        .collect();
+    let failing: Vec<String> = queries
+        .iter()
+        .filter(|q| success(&m, q) == 0.0 || errors_of(&m, q) != 0.0)
+        .map(|q| {
+            let kinds: Vec<String> = m
+                .samples
+                .iter()
+                .filter(|(n, l, v)| n == "runbook_exporter_query_errors_total" && l["query"] == **q && *v > 0.0)
+                .map(|(_, l, v)| format!("{}={v}", l["kind"]))
+                .collect();
+            format!("{q} [{}]", kinds.join(","))
+        })
+        .collect();
+    let served = queries.iter().filter(|q| success(&m, q) == 1.0).count();
+
+    let dir = tempfile::tempdir().unwrap();
+    let cat_path = dir.path().join("queries.yaml");
+    std::fs::write(&cat_path, &catalogue).unwrap();
+    let (code, out, err) = support::run_with_db(&["check", "--config.file", cat_path.to_str().unwrap()], &url);
+    record(
+        "security_01_shipped_catalogue_with_pg_monitor_only",
+        "shipped queries.yaml on the Ignition demo schema + seed-small, role with pg_monitor only (no superuser, no grants)",
+        "every query that is not skipped succeeds with 0 errors of any kind; `check` passes; no password in check output",
+        &format!(
+            "{} queries, {served} served, skipped: {skipped:?}, failing: {failing:?}; check exit {code}",
+            queries.len()
+        ),
+    );
+    assert!(queries.len() >= 10, "{queries:?}");
+    assert!(failing.is_empty(), "queries failing as a pg_monitor-only role: {failing:?}\n{}", exporter.logs());
+    assert_eq!(code, 0, "check failed:\n{out}\n{err}");
+    scan_exporter(&base, &exporter.logs(), &[("check stdout", &out), ("check stderr", &err)]);
+}
+
+#[test]
+fn security_02_read_only_and_side_effect_denylist() {
+    let _one = serial();
+    let db = Db::on(Cluster::start(), "sideeffects");
+    let mut c = db.client();
+    c.batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2), (3)").unwrap();
+    let catalogue = r#"
+queries:
+  sneaky_delete:
+    help: A data-modifying CTE hidden in a SELECT.
+    sql: WITH d AS (DELETE FROM t RETURNING id) SELECT count(*) AS n FROM d
+    metrics: [{name: deleted_rows, type: gauge, value: n}]
+  sneaky_update:
+    help: An UPDATE that returns rows.
+    sql: UPDATE t SET id = id + 100 RETURNING id AS n
+    metrics: [{name: updated_rows, type: gauge, value: n, labels: []}]
+  allowed_terminate:
+    help: Explicitly allowed, and harmless as written.
+    allow_functions: [pg_terminate_backend]
+    sql: SELECT count(*) FILTER (WHERE false AND pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+    metrics: [{name: terminated, type: gauge, value: n}]
+"#;
+    // Run as the superuser on purpose: read-only must hold even for a role that could write.
+    let exporter = Exporter::start(catalogue, &db.url, &[]);
+    let base = base(&exporter);
+    let m = exporter.metrics();
+    let logs = exporter.logs();
+    let rows: i64 = c.query_one("SELECT count(*) FROM t WHERE id < 100", &[]).unwrap().get(0);
+
+    // The fixture tests/config/bad-side-effect.yaml calls pg_terminate_backend without allow_functions.
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/bad-side-effect.yaml");
+    let (code, refusal) = support::run_exporter(&["--config.file", fixture.to_str().unwrap()], &[]);
+    record(
+        "security_02_read_only_and_side_effect_denylist",
+        "catalogue queries that write (data-modifying CTE, UPDATE ... RETURNING) as a superuser; pg_terminate_backend without and with allow_functions",
+        "writes fail with SQLSTATE 25006 (read-only transaction) and change nothing; tests/config/bad-side-effect.yaml is refused \
+         at load time; with allow_functions: [pg_terminate_backend] the query loads and runs",
+        &format!(
+            "sneaky_delete sql errors {}, sneaky_update sql errors {}, 25006 in log: {}, rows left {rows}/3; \
+             bad-side-effect.yaml exit {code}; allowed_terminate success {}",
+            error_count(&m, "sneaky_delete", "sql"),
+            error_count(&m, "sneaky_update", "sql"),
+            logs.contains("25006"),
+            success(&m, "allowed_terminate")
+        ),
+    );
+    assert_eq!(error_count(&m, "sneaky_delete", "sql"), 1.0);
+    assert_eq!(error_count(&m, "sneaky_update", "sql"), 1.0);
+    assert_eq!(logs.matches("25006").count(), 2, "{logs}");
+    assert_eq!(rows, 3);
+    assert_ne!(code, 0);
+    assert!(refusal.contains("calls pg_terminate_backend(), which has side effects"), "{refusal}");
+    assert_eq!(success(&m, "allowed_terminate"), 1.0, "{logs}");
+    scan_exporter(&base, &logs, &[("bad-side-effect refusal", &refusal)]);
+}
