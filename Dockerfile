@@ -73,11 +73,13 @@ EXPOSE 9432
 # wget, and does not need them). It answers 200 while the process serves
 # HTTP, whatever the database does: /readyz is the one that follows the
 # database, and a container must not be restarted because PostgreSQL is down.
+# 401 counts as alive too: with basic_auth_users in --web.config.file every
+# path asks for credentials, and a health check must not hold any.
 # The port is taken from RUNBOOK_EXPORTER_WEB_LISTEN_ADDRESS (default 9432):
 # set the listen address through that variable, not the flag, if you change
 # it. Plain HTTP only: with TLS in --web.config.file, turn it off
 # (`docker run --no-healthcheck`, or `healthcheck: {disable: true}` in compose).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["bash", "-c", "addr=${RUNBOOK_EXPORTER_WEB_LISTEN_ADDRESS:-:9432}; exec 3<>/dev/tcp/127.0.0.1/${addr##*:} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && read -r -t 4 _ status _ <&3 && [ \"$status\" = 200 ]"]
+    CMD ["bash", "-c", "addr=${RUNBOOK_EXPORTER_WEB_LISTEN_ADDRESS:-:9432}; exec 3<>/dev/tcp/127.0.0.1/${addr##*:} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && read -r -t 4 _ status _ <&3 && case $status in 200|401) ;; *) exit 1 ;; esac"]
 
 ENTRYPOINT ["/usr/local/bin/runbook-exporter", "--config.file", "/etc/runbook-exporter/queries.yaml"]
