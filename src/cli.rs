@@ -39,6 +39,10 @@ pub struct Args {
     )]
     pub telemetry_path: String,
 
+    /// Web config file (Prometheus exporter-toolkit format): `tls_server_config` and `basic_auth_users`.
+    #[arg(global = true, long = "web.config.file", env = "RUNBOOK_EXPORTER_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Scrapes served at once; more are answered 503 immediately.
     #[arg(
         long = "web.max-concurrent-scrapes",

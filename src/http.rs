@@ -32,7 +32,12 @@ pub struct Settings {
     pub scrape_timeout: Option<Duration>,
     /// Scrapes allowed at once; more are answered 503 at once.
     pub max_concurrent_scrapes: usize,
+    /// Basic authentication, when the web config has users.
+    pub auth: Option<Arc<crate::web::Auth>>,
 }
+
+/// No request may take longer than this, whatever it is.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Shared state of all handlers.
 pub struct AppState {
@@ -105,7 +110,8 @@ pub fn unix_now() -> f64 {
 /// Builds the router.
 pub fn app(state: Arc<AppState>) -> Router {
     let path = state.settings.telemetry_path.clone();
-    Router::new()
+    let auth = state.settings.auth.clone();
+    let router = Router::new()
         .route(&path, get(metrics))
         .route("/probe", get(probe))
         .route("/", get(landing))
@@ -114,6 +120,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/-/reload", post(reload_handler))
         .with_state(state)
         .layer(tower_http::compression::CompressionLayer::new())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT));
+    match auth {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::web::require_auth)),
+        None => router,
+    }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod exposition;
 pub mod http;
 pub mod targets;
+pub mod web;
 
 /// Git revision the binary was built from (`unknown` outside a checkout).
 pub const REVISION: &str = env!("RUNBOOK_EXPORTER_REVISION");

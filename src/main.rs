@@ -10,6 +10,7 @@ use runbook_exporter::cli::{Args, Command, LogFormat, listen_addresses};
 use runbook_exporter::exposition::{self, Format, Process};
 use runbook_exporter::http::{self, AppState};
 use runbook_exporter::targets::Loader;
+use runbook_exporter::web::{self, Auth, WebConfig};
 use runbook_exporter::{check, db, engine};
 
 fn main() -> std::process::ExitCode {
@@ -77,20 +78,25 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         tracing::info!(target_name = %t.name, database = %t.masked_dsn, "target");
     }
     tracing::info!(catalogue = %running.catalogue.source, queries = running.catalogue.queries.len(), "catalogue loaded");
+    let web_config = match &args.web_config_file {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig::default(),
+    };
+    let tls = web_config.tls_acceptor()?;
     let settings = http::Settings {
         telemetry_path: args.telemetry_path.clone(),
         scrape_timeout: args.scrape_timeout,
         max_concurrent_scrapes: args.max_concurrent_scrapes,
+        auth: Auth::new(web_config.basic_auth_users),
     };
     let state = AppState::new(running, loader, process(), settings);
     spawn_sighup_reloader(state.clone());
     let listener = bind(&args.listen_address).await?;
     let address = listener.local_addr().context("listener has no local address")?;
-    tracing::info!(%address, path = %args.telemetry_path, "listening");
-    axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%address, scheme, path = %args.telemetry_path, "listening");
+    web::serve(listener, http::app(state), tls, shutdown_signal()).await;
+    Ok(())
 }
 
 /// One scrape of every target, printed in the classic text format.

@@ -385,12 +385,14 @@ impl Exporter {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    {
+                        let mut l = log.lock().unwrap();
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
                     if let Some(rest) = line.split("address=").nth(1).filter(|_| line.contains("listening")) {
                         let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
                     }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
                 }
             });
         }
@@ -612,4 +614,51 @@ pub fn run_with_db(args: &[&str], url: &str) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A test PKI made with openssl in `dir`: a CA and a server certificate for `sans`
+/// (e.g. `DNS:localhost`); returns (ca.crt, server.crt, server.key).
+pub fn test_pki(dir: &Path, sans: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let [ca_key, ca, key, csr, cert, ext] =
+        ["ca.key", "ca.crt", "server.key", "server.csr", "server.crt", "ext.cnf"].map(|f| dir.join(f));
+    std::fs::write(&ext, format!("subjectAltName={sans}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().expect("openssl not found: apt-get install -y openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let p = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=runbook-exporter test CA",
+        "-keyout",
+        &p(&ca_key),
+        "-out",
+        &p(&ca),
+    ]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=server", "-keyout", &p(&key), "-out", &p(&csr)]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&cert),
+    ]);
+    (ca, cert, key)
 }
