@@ -831,7 +831,8 @@ fn requirements(q: &Query) -> String {
         parts.push(format!("extension `{e}`"));
     }
     if !r.tables.is_empty() {
-        parts.push(format!("tables {}", r.tables.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")));
+        let word = if r.tables.len() == 1 { "table" } else { "tables" };
+        parts.push(format!("{word} {}", r.tables.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")));
     }
     parts.join("; ")
 }
@@ -930,6 +931,15 @@ fn this_majors_version_report_is_up_to_date() {
     let mut c = db.client();
     // A vacuumed table, so pg_table_last_vacuum_timestamp_seconds has a sample whether or not autovacuum came by.
     c.batch_execute("VACUUM schema_migrations").unwrap();
+    // PostgreSQL 13 and 14 report the vacuum and the seed's ANALYZE to the statistics collector asynchronously.
+    assert!(eventually(Duration::from_secs(20), || {
+        scalar(
+            &mut c,
+            "SELECT count(*) FILTER (WHERE (relname = 'schema_migrations' AND last_vacuum IS NULL) OR last_analyze IS NULL)::float8
+             FROM pg_stat_user_tables",
+        ) == 0.0
+    }));
+    wait_for_settled_statistics(&mut c);
     let major = server_major(&mut c);
     let cat = shipped();
     let exporter = Exporter::start(&shipped_text(), &db.url, &[]);
