@@ -26,7 +26,8 @@ pub struct Sample {
     pub value: String,
 }
 
-const TYPES_OM: &[&str] = &["counter", "gauge", "histogram", "gaugehistogram", "stateset", "info", "summary", "unknown"];
+const TYPES_OM: &[&str] =
+    &["counter", "gauge", "histogram", "gaugehistogram", "stateset", "info", "summary", "unknown"];
 const TYPES_004: &[&str] = &["counter", "gauge", "histogram", "summary", "untyped"];
 
 fn is_metricname(s: &str) -> bool {
@@ -211,7 +212,8 @@ pub fn check_with_help(text: &str, dialect: Dialect) -> Result<(Vec<Sample>, Vec
     let mut helps = Vec::new();
     let mut seen_families: HashSet<String> = HashSet::new();
     let mut current: Option<Family> = None;
-    for (n, line) in body.lines().enumerate() {
+    // Split on LF only: a CR is an ordinary character in HELP text and label values.
+    for (n, line) in body.split_terminator('\n').enumerate() {
         let at = |e: String| format!("line {}: {e}: {line:?}", n + 1);
         if line.is_empty() {
             return Err(at("empty line".into()));
