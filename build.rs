@@ -2,6 +2,12 @@
 use std::process::Command;
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=RUNBOOK_EXPORTER_REVISION");
+    // A build without .git (e.g. a container build) may pass the revision in.
+    if let Ok(revision) = std::env::var("RUNBOOK_EXPORTER_REVISION") {
+        println!("cargo:rustc-env=RUNBOOK_EXPORTER_REVISION={revision}");
+        return;
+    }
     let revision = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

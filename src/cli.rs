@@ -11,7 +11,7 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!
 
 /// Prometheus exporter for PostgreSQL driven by a YAML catalogue of runbook queries.
 #[derive(Debug, Parser)]
-#[command(name = "runbook-exporter", version = VERSION)]
+#[command(name = "runbook-exporter", version = VERSION, args_override_self = true)]
 pub struct Args {
     /// What to do; without a command the exporter serves metrics.
     #[command(subcommand)]

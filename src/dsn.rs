@@ -4,9 +4,12 @@
 //! This module is the only place that ever holds the password in clear; what
 //! it hands out for display ([`Database::masked`]) never contains it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::db::tls::{self, SslMode};
 
 use tokio_postgres::config::Host;
 
@@ -18,6 +21,10 @@ pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 pub struct Database {
     /// Ready-to-use driver configuration (password included).
     pub config: tokio_postgres::Config,
+    /// TLS as libpq's `sslmode` and `sslrootcert` asked for it.
+    pub ssl: (SslMode, Option<PathBuf>),
+    /// The rustls configuration for `ssl`; `None` when TLS is disabled.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The same settings for humans: a URL with the password masked.
     pub masked: String,
 }
@@ -37,6 +44,14 @@ pub enum Error {
         /// Where the string came from (flag or environment variable).
         origin: &'static str,
         /// The driver's reason, without the string itself.
+        reason: String,
+    },
+    /// The TLS settings are unusable.
+    #[error("database TLS ({origin}): {reason}")]
+    Tls {
+        /// Where the string came from.
+        origin: &'static str,
+        /// What is wrong.
         reason: String,
     },
     /// The password file could not be read.
@@ -64,11 +79,33 @@ pub struct Source<'a> {
 
 /// Builds the connection settings from `source`, applying psql-like defaults.
 pub fn resolve(source: &Source<'_>) -> Result<Database, Error> {
-    let mut config = match source.url.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(url) => tokio_postgres::Config::from_str(url)
-            .map_err(|e| Error::Parse { origin: source.origin, reason: scrub(&e.to_string(), url) })?,
-        None => tokio_postgres::Config::new(),
+    let origin = source.origin;
+    let (mut config, ssl) = match source.url.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(url) => {
+            let (rest, ssl) = split_ssl(url).map_err(|reason| Error::Parse { origin, reason })?;
+            let config = tokio_postgres::Config::from_str(&rest)
+                .map_err(|e| Error::Parse { origin, reason: scrub(&scrub(&e.to_string(), url), &rest) })?;
+            (config, ssl)
+        }
+        None => (tokio_postgres::Config::new(), SslKeys::default()),
     };
+    if let Some(key) = ssl.unsupported.first() {
+        return Err(Error::Tls { origin, reason: format!("{key} (client certificates) is not supported") });
+    }
+    let mode = match ssl.mode.as_deref() {
+        None => SslMode::Prefer,
+        Some(m) => SslMode::parse(m).ok_or_else(|| Error::Tls {
+            origin,
+            reason: format!("unknown sslmode {m:?}: use disable, allow, prefer, require, verify-ca or verify-full"),
+        })?,
+    };
+    let root_cert = ssl.root_cert.clone().map(PathBuf::from);
+    let tls = tls::client_config(mode, root_cert.as_deref()).map_err(|reason| Error::Tls { origin, reason })?;
+    config.ssl_mode(match mode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
     if config.get_hosts().is_empty() {
         config.host_path(DEFAULT_SOCKET_DIR);
     }
@@ -93,8 +130,128 @@ pub fn resolve(source: &Source<'_>) -> Result<Database, Error> {
     }
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(30));
-    let masked = mask(&config);
-    Ok(Database { config, masked })
+    let mut masked = mask(&config);
+    if mode != SslMode::Prefer {
+        masked.push_str(&format!("?sslmode={}", ssl.mode.as_deref().unwrap_or_default()));
+    }
+    Ok(Database { config, ssl: (mode, root_cert), tls: tls.map(Arc::new), masked })
+}
+
+/// libpq TLS keys taken out of a connection string (tokio-postgres rejects most of them).
+#[derive(Debug, Default, PartialEq)]
+struct SslKeys {
+    mode: Option<String>,
+    root_cert: Option<String>,
+    unsupported: Vec<String>,
+}
+
+/// Splits the libpq TLS keys from the rest of a URL or key=value connection string.
+fn split_ssl(input: &str) -> Result<(String, SslKeys), String> {
+    let mut keys = SslKeys::default();
+    let mut take = |key: &str, value: String| -> bool {
+        match key {
+            "sslmode" => keys.mode = Some(value),
+            "sslrootcert" => keys.root_cert = Some(value),
+            "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir" => keys.unsupported.push(key.to_owned()),
+            _ => return false,
+        }
+        true
+    };
+    if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+        let Some((base, query)) = input.split_once('?') else { return Ok((input.to_owned(), keys)) };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                !take(k, percent_decode(v))
+            })
+            .collect();
+        let rest = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+        return Ok((rest, keys));
+    }
+    let mut kept = Vec::new();
+    for (k, v) in key_values(input)? {
+        if !take(&k, v.clone()) {
+            kept.push(format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")));
+        }
+    }
+    Ok((kept.join(" "), keys))
+}
+
+/// Tokenizes libpq's `key=value key='quoted value'` form.
+fn key_values(input: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut chars = input.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Ok(out);
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(format!("missing \"=\" after {key:?}"));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => value.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(format!("unterminated quoted value for {key:?}")),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    value.extend(chars.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        out.push((key, value));
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Renders `config` as a URL with any password replaced by `****`.
@@ -135,7 +292,7 @@ mod tests {
     #[test]
     fn url_password_is_masked() {
         let db = resolve_url("postgres://alice:s3cret@db.example:6432/ignition?sslmode=disable");
-        assert_eq!(db.masked, "postgres://alice:****@db.example:6432/ignition");
+        assert_eq!(db.masked, "postgres://alice:****@db.example:6432/ignition?sslmode=disable");
         assert_eq!(db.config.get_password(), Some(&b"s3cret"[..]));
         assert!(!format!("{db:?}").contains("s3cret"));
     }
@@ -177,6 +334,35 @@ mod tests {
         .to_string();
         assert!(err.contains("DATABASE_URL"), "{err}");
         assert!(!err.contains("hunter22"), "{err}");
+    }
+
+    #[test]
+    fn libpq_tls_keys_are_taken_out_of_both_forms() {
+        let (rest, keys) =
+            split_ssl("postgres://u@h/d?application_name=x&sslmode=verify-full&sslrootcert=%2Fetc%2Fca.crt").unwrap();
+        assert_eq!(rest, "postgres://u@h/d?application_name=x");
+        assert_eq!((keys.mode.as_deref(), keys.root_cert.as_deref()), (Some("verify-full"), Some("/etc/ca.crt")));
+        let (rest, keys) = split_ssl("host=h sslmode = require sslrootcert='/a b/c\\'d' password='p w'").unwrap();
+        assert_eq!(rest, "host='h' password='p w'");
+        assert_eq!((keys.mode.as_deref(), keys.root_cert.as_deref()), (Some("require"), Some("/a b/c'd")));
+        assert!(split_ssl("host='unterminated").is_err());
+        assert_eq!(split_ssl("host=h sslcert=c").unwrap().1.unsupported, vec!["sslcert"]);
+    }
+
+    #[test]
+    fn tls_settings_are_checked_before_connecting() {
+        let err =
+            |url| resolve(&Source { url: Some(url), origin: "test", ..Default::default() }).unwrap_err().to_string();
+        assert!(err("postgres://u@h/d?sslmode=verify-full").contains("need sslrootcert"));
+        assert!(err("postgres://u@h/d?sslmode=sometimes").contains("unknown sslmode"));
+        assert!(err("host=h sslkey=/k").contains("sslkey (client certificates) is not supported"));
+        assert!(
+            err("postgres://u@h/d?sslmode=verify-ca&sslrootcert=/nonexistent/ca.crt")
+                .contains("sslrootcert /nonexistent/ca.crt")
+        );
+        let db = resolve_url("postgres://u@h/d?sslmode=disable");
+        assert!(db.tls.is_none() && db.masked.ends_with("?sslmode=disable"));
+        assert!(resolve_url("postgres://u@h/d").tls.is_some(), "libpq's default is prefer");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Loader {
     pub pool: PoolSettings,
 }
 
+/// What decides whether a pool can be kept on reload.
+type Settings = (tokio_postgres::Config, (crate::db::tls::SslMode, Option<PathBuf>), PoolSettings);
+
 /// One target to build: name, label, URL, password file, pool settings.
 type Spec<'a> = (String, Option<String>, Option<&'a str>, Option<PathBuf>, PoolSettings);
 
@@ -41,7 +44,7 @@ pub struct Running {
     /// One entry per database, in catalogue order.
     pub targets: Vec<Arc<Target>>,
     /// Connection settings per target (same order), to decide on reload whether a pool can be kept.
-    settings: Vec<(tokio_postgres::Config, PoolSettings)>,
+    settings: Vec<Settings>,
 }
 
 impl Running {
@@ -82,7 +85,8 @@ impl Loader {
             .map_err(|e| anyhow::anyhow!("target {name}: {e}"))?;
             let reused = previous.and_then(|p| {
                 let i = p.targets.iter().position(|t| t.name == name)?;
-                (p.settings[i] == (database.config.clone(), pool_settings)).then(|| p.targets[i].pool().clone())
+                (p.settings[i] == (database.config.clone(), database.ssl.clone(), pool_settings))
+                    .then(|| p.targets[i].pool().clone())
             });
             let pool = match reused {
                 Some(pool) => pool,
@@ -90,7 +94,7 @@ impl Loader {
                     .map_err(|e| anyhow::anyhow!("target {name}: cannot create the connection pool: {e}"))?,
             };
             targets.push(Arc::new(Target::new(name, label, database.masked.clone(), pool, catalogue.clone())));
-            settings.push((database.config, pool_settings));
+            settings.push((database.config, database.ssl, pool_settings));
         }
         Ok(Running { catalogue, targets, settings })
     }

@@ -46,3 +46,21 @@ fn version_names_the_revision() {
     assert_eq!(code, 0);
     assert!(output.starts_with(&format!("runbook-exporter {} (revision ", env!("CARGO_PKG_VERSION"))), "{output}");
 }
+
+#[test]
+fn a_flag_given_twice_takes_the_last_value() {
+    // Container images bake in --config.file; an operator's own --config.file must win.
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.yaml");
+    std::fs::write(
+        &real,
+        "queries:\n  a:\n    help: x\n    sql: SELECT 1 AS v\n    metrics: [{name: bad-name, type: gauge, value: v}]\n",
+    )
+    .unwrap();
+    let (code, output) = support::run_exporter(
+        &["--config.file", "/nonexistent/baked.yaml", "--config.file", real.to_str().unwrap()],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(output.contains("real.yaml:5:22"), "the second --config.file must be used: {output}");
+}

@@ -296,6 +296,12 @@ fn render_diagnostics(file: &str, diagnostics: &[Diagnostic]) -> String {
 pub fn load(path: &Path) -> Result<Catalogue, Error> {
     let file = path.display().to_string();
     let io = |source| Error::Io { file: file.clone(), source };
+    // Opening a FIFO or a device would block or never end: only regular files are read.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() { "a directory" } else { "not a regular file" };
+        return Err(Error::Io { file, source: std::io::Error::other(format!("{kind}")) });
+    }
     let handle = std::fs::File::open(path).map_err(io)?;
     // Read at most one byte past the limit so a huge file is refused without reading it whole.
     let mut bytes = Vec::new();

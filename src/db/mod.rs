@@ -8,6 +8,7 @@
 //! a scrape or a connection for long.
 
 pub mod decode;
+pub mod tls;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -37,8 +38,15 @@ pub struct PoolSettings {
 
 /// Builds a pool that never waits forever and checks every connection before reuse.
 pub fn pool(db: &Database, settings: PoolSettings) -> Result<Pool, String> {
-    let manager =
-        Manager::from_config(db.config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
+    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Verified };
+    let manager = match &db.tls {
+        Some(tls) => Manager::from_config(
+            db.config.clone(),
+            tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone()),
+            manager_config,
+        ),
+        None => Manager::from_config(db.config.clone(), NoTls, manager_config),
+    };
     Pool::builder(manager)
         .max_size(settings.max_size)
         .wait_timeout(Some(settings.wait_timeout))
@@ -428,7 +436,17 @@ fn classify(e: &tokio_postgres::Error) -> QueryError {
     };
     let message = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        None => {
+            // The driver's top-level message ("error performing TLS handshake") hides the cause; add the chain.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
     };
     QueryError::new(kind, message)
 }
