@@ -300,7 +300,7 @@ pub fn load(path: &Path) -> Result<Catalogue, Error> {
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
         let kind = if meta.is_dir() { "a directory" } else { "not a regular file" };
-        return Err(Error::Io { file, source: std::io::Error::other(format!("{kind}")) });
+        return Err(Error::Io { file, source: std::io::Error::other(kind) });
     }
     let handle = std::fs::File::open(path).map_err(io)?;
     // Read at most one byte past the limit so a huge file is refused without reading it whole.
