@@ -301,3 +301,40 @@ queries:
         .unwrap();
     assert!(eventually(Duration::from_secs(5), || exporter.metrics().find("events", &[]) == vec![2.0]));
 }
+
+#[test]
+fn duplicate_label_sets_and_the_series_budget_fail_only_their_query() {
+    let db = Db::new("budget");
+    let catalogue = r#"
+queries:
+  dupes:
+    help: Two rows with the same labels.
+    sql: SELECT 'a' AS l, 1 AS v UNION ALL SELECT 'a', 2
+    metrics: [{name: dupe_value, type: gauge, value: v, labels: [l]}]
+  runaway:
+    help: More series than its budget.
+    max_series: 100
+    sql: SELECT g::text AS l, g AS v FROM generate_series(1, 101) g
+    metrics: [{name: runaway_value, type: gauge, value: v, labels: [l]}]
+  within:
+    help: Exactly at its budget.
+    max_series: 100
+    sql: SELECT g::text AS l, g AS v FROM generate_series(1, 100) g
+    metrics: [{name: within_value, type: gauge, value: v, labels: [l]}]
+"#;
+    let exporter = Exporter::start(catalogue, &db.url, &["--log.format", "json"]);
+    let m = exporter.metrics();
+    assert_eq!(m.get("runbook_exporter_query_errors_total", &[("query", "dupes"), ("kind", "duplicate")]), 1.0);
+    assert_eq!(m.get("runbook_exporter_query_errors_total", &[("query", "runaway"), ("kind", "cardinality")]), 1.0);
+    assert!(!m.has("dupe_value") && !m.has("runaway_value"));
+    assert_eq!(m.find("within_value", &[]).len(), 100);
+    assert_eq!(m.get("runbook_exporter_query_success", &[("query", "within")]), 1.0);
+    // One JSON object per line, with the target and query named.
+    let failure = exporter.logs().lines().find(|l| l.contains("\"query\":\"runaway\"")).map(str::to_owned);
+    let failure = failure.unwrap_or_else(|| panic!("no JSON failure line: {}", exporter.logs()));
+    let v: serde_json::Value = serde_json::from_str(&failure).unwrap();
+    assert_eq!(
+        (v["level"].as_str(), v["target_name"].as_str(), v["kind"].as_str()),
+        (Some("WARN"), Some("default"), Some("cardinality"))
+    );
+}

@@ -390,8 +390,13 @@ impl Exporter {
                         l.push_str(&line);
                         l.push('\n');
                     }
-                    if let Some(rest) = line.split("address=").nth(1).filter(|_| line.contains("listening")) {
-                        let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                    if line.contains("listening") {
+                        // Text logs say address=HOST:PORT, JSON logs "address":"HOST:PORT".
+                        let text = line.split("address=").nth(1).and_then(|r| r.split_whitespace().next());
+                        let json = line.split("\"address\":\"").nth(1).and_then(|r| r.split('"').next());
+                        if let Some(address) = text.or(json) {
+                            let _ = tx.send(address.to_owned());
+                        }
                     }
                 }
             });
