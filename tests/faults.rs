@@ -263,8 +263,7 @@ fn fault_03_hung_server_sigstop() {
         backends as f64 <= max
     });
     let slowest = times.iter().max().copied().unwrap_or_default();
-    let unreachable =
-        logs_frozen.lines().filter(|l| l.contains("database unreachable")).last().unwrap_or("").to_owned();
+    let unreachable = logs_frozen.lines().rfind(|l| l.contains("database unreachable")).unwrap_or("").to_owned();
     record(
         "fault_03_hung_server_sigstop",
         "server hung: postmaster and backends stopped with SIGSTOP for 9 s, then resumed",
@@ -751,7 +750,8 @@ fn fault_08_slowloris() {
     let (silent_closed, silent, silent_last) = closed_summary(&conns, false);
     let (partial_closed, partial, partial_last) = closed_summary(&conns, true);
     let slowest_scrape = scrape_times.iter().max().copied().unwrap_or_default();
-    let last = |d: Option<Duration>| d.map(|d| format!(", the last after {:.1} s", d.as_secs_f64())).unwrap_or_default();
+    let last =
+        |d: Option<Duration>| d.map(|d| format!(", the last after {:.1} s", d.as_secs_f64())).unwrap_or_default();
     record(
         "fault_08_slowloris",
         "slowloris: 100 connections that send nothing (50) or a partial request head (50)",

@@ -91,12 +91,76 @@ queries:
 ];
 
 const TOKENS: &[&str] = &[
-    ":", ": ", "- ", "-", "&a ", "*a", "&b [*a, *a]", "{", "}", "[", "]", "\n", "\n  ", "\n    ", "  ", "\t", "# c", "\"",
-    "'", "|", "|-", ">", "!!str ", "!!binary ", "!tag ", "<<: *a", "---\n", "...\n", "%YAML 1.2\n", "\\u0000", "\\x", "~",
-    "null", "0x1F", "1e999", "-1", "0", "99999999999999999999", "1_000", "_total", "pg_up", "runbook_exporter_x",
-    "__name", "counter", "gauge", "histogram", "0s", "-5s", "5 years", "18446744073709551616ms", "pg_terminate_backend(",
-    "nextval(", "lo_import(", "queries:", "metrics:", "labels:", "const_labels:", "requires:", "targets:", "defaults:",
-    "?", "? key\n: value", "\u{feff}", "\u{85}", "\u{2028}", "\r\n", "\r", "é", "\u{10FFFF}", "\0",
+    ":",
+    ": ",
+    "- ",
+    "-",
+    "&a ",
+    "*a",
+    "&b [*a, *a]",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\n",
+    "\n  ",
+    "\n    ",
+    "  ",
+    "\t",
+    "# c",
+    "\"",
+    "'",
+    "|",
+    "|-",
+    ">",
+    "!!str ",
+    "!!binary ",
+    "!tag ",
+    "<<: *a",
+    "---\n",
+    "...\n",
+    "%YAML 1.2\n",
+    "\\u0000",
+    "\\x",
+    "~",
+    "null",
+    "0x1F",
+    "1e999",
+    "-1",
+    "0",
+    "99999999999999999999",
+    "1_000",
+    "_total",
+    "pg_up",
+    "runbook_exporter_x",
+    "__name",
+    "counter",
+    "gauge",
+    "histogram",
+    "0s",
+    "-5s",
+    "5 years",
+    "18446744073709551616ms",
+    "pg_terminate_backend(",
+    "nextval(",
+    "lo_import(",
+    "queries:",
+    "metrics:",
+    "labels:",
+    "const_labels:",
+    "requires:",
+    "targets:",
+    "defaults:",
+    "?",
+    "? key\n: value",
+    "\u{feff}",
+    "\u{85}",
+    "\u{2028}",
+    "\r\n",
+    "\r",
+    "é",
+    "\u{10FFFF}",
+    "\0",
 ];
 
 fn mutated_catalogue() -> impl Strategy<Value = String> {
@@ -152,13 +216,25 @@ fn scalar() -> impl Strategy<Value = String> {
 }
 
 fn duration() -> impl Strategy<Value = String> {
-    prop_oneof!["[0-9]{1,4}(ms|s|m|h)", Just("0s".to_owned()), Just("-1s".to_owned()), "[a-z0-9 ]{0,6}", any::<String>()]
+    prop_oneof![
+        "[0-9]{1,4}(ms|s|m|h)",
+        Just("0s".to_owned()),
+        Just("-1s".to_owned()),
+        "[a-z0-9 ]{0,6}",
+        any::<String>()
+    ]
 }
 
 /// A catalogue built field by field with legal and illegal values everywhere.
 fn structured_catalogue() -> impl Strategy<Value = String> {
-    let metric = (scalar(), prop_oneof![Just("gauge"), Just("counter"), Just("histogram"), Just("")], scalar(),
-        prop::collection::vec(scalar(), 0..3), prop::collection::vec((scalar(), scalar()), 0..2), prop::option::of(scalar()));
+    let metric = (
+        scalar(),
+        prop_oneof![Just("gauge"), Just("counter"), Just("histogram"), Just("")],
+        scalar(),
+        prop::collection::vec(scalar(), 0..3),
+        prop::collection::vec((scalar(), scalar()), 0..2),
+        prop::option::of(scalar()),
+    );
     let query = (
         scalar(),
         scalar(),
@@ -176,7 +252,11 @@ fn structured_catalogue() -> impl Strategy<Value = String> {
         prop::collection::vec(metric, 0..3),
         prop::collection::vec(scalar(), 0..2),
     );
-    (prop::option::of((duration(), any::<i64>())), prop::collection::vec(scalar(), 0..3), prop::collection::vec(query, 0..4))
+    (
+        prop::option::of((duration(), any::<i64>())),
+        prop::collection::vec(scalar(), 0..3),
+        prop::collection::vec(query, 0..4),
+    )
         .prop_map(|(defaults, targets, queries)| {
             let mut y = String::new();
             if let Some((d, n)) = defaults {
@@ -354,7 +434,12 @@ proptest! {
 // --- exposition --------------------------------------------------------------------
 
 fn text_value() -> impl Strategy<Value = String> {
-    prop_oneof![any::<String>(), "[\\\\\"\n\r\t a{}=,#\u{2028}\u{0}\u{85}é]{0,12}", Just("\\n".to_owned()), Just("\\\"".to_owned())]
+    prop_oneof![
+        any::<String>(),
+        "[\\\\\"\n\r\t a{}=,#\u{2028}\u{0}\u{85}é]{0,12}",
+        Just("\\n".to_owned()),
+        Just("\\\"".to_owned())
+    ]
 }
 
 fn sample_value() -> impl Strategy<Value = f64> {

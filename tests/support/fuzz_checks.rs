@@ -89,8 +89,10 @@ pub fn dsn(url: &str, password: &str, well_formed: bool) {
         }
         Err(e) => format!("{e} {e:?}"),
     };
-    let encoded: String =
-        password.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    let encoded: String = password
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
     for needle in [password, encoded.as_str()] {
         if needle.len() >= 4 {
             assert!(!shown.contains(needle), "password {needle:?} echoed: {shown}");
@@ -196,7 +198,8 @@ pub fn exposition(families: &[FamilySpec], target_label: Option<&str>) {
             f.labels.iter().map(|l| format!("\"{l}\"")).collect::<Vec<_>>().join(", ")
         ));
     }
-    let mut cat = catalogue::parse(&yaml, "fuzz.yaml").unwrap_or_else(|e| panic!("generated catalogue refused: {e}\n{yaml}"));
+    let mut cat =
+        catalogue::parse(&yaml, "fuzz.yaml").unwrap_or_else(|e| panic!("generated catalogue refused: {e}\n{yaml}"));
     let mut queries = Vec::new();
     for (i, f) in families.iter().enumerate() {
         cat.families[i].help = f.help.clone();
@@ -238,10 +241,11 @@ pub fn exposition(families: &[FamilySpec], target_label: Option<&str>) {
     let process = Process { version: "fuzz", revision: "fuzz\"\\\n", last_reload_ok: true, last_reload_success: 0.0 };
     for (format, dialect) in [(Format::OpenMetrics, Dialect::OpenMetrics), (Format::PrometheusText, Dialect::Text004)] {
         let text = encode(&snapshot, &process, format);
-        let (samples, helps) =
-            openmetrics::check_with_help(&text, dialect).unwrap_or_else(|e| panic!("{dialect:?} output rejected: {e}\n{text}"));
+        let (samples, helps) = openmetrics::check_with_help(&text, dialect)
+            .unwrap_or_else(|e| panic!("{dialect:?} output rejected: {e}\n{text}"));
         for f in families {
-            let family_name = if f.counter && dialect == Dialect::Text004 { format!("{}_total", f.name) } else { f.name.clone() };
+            let family_name =
+                if f.counter && dialect == Dialect::Text004 { format!("{}_total", f.name) } else { f.name.clone() };
             let sample_name = if f.counter { format!("{}_total", f.name) } else { f.name.clone() };
             if !f.rows.is_empty() {
                 let help = helps.iter().find(|(n, _)| *n == family_name).map(|(_, h)| h.as_str());

@@ -103,7 +103,7 @@ fn is_004_number(s: &str) -> bool {
 
 /// Reads an escaped string up to (not including) `end`, returning the unescaped text and the rest after `end`.
 /// `quote_escape`: whether `\"` is a legal escape. A raw LF is never legal.
-fn unescape<'a>(s: &'a str, end: Option<char>, quote_escape: bool) -> Result<(String, &'a str), String> {
+fn unescape(s: &str, end: Option<char>, quote_escape: bool) -> Result<(String, &str), String> {
     let mut out = String::new();
     let mut chars = s.char_indices();
     while let Some((i, c)) = chars.next() {
@@ -197,8 +197,11 @@ pub fn check(text: &str, dialect: Dialect) -> Result<Vec<Sample>, String> {
     check_with_help(text, dialect).map(|(samples, _)| samples)
 }
 
+/// Every sample and every family's (name, HELP text), as read back.
+pub type Parsed = (Vec<Sample>, Vec<(String, String)>);
+
 /// Like [`check`], and also returns each family's HELP text, unescaped.
-pub fn check_with_help(text: &str, dialect: Dialect) -> Result<(Vec<Sample>, Vec<(String, String)>), String> {
+pub fn check_with_help(text: &str, dialect: Dialect) -> Result<Parsed, String> {
     let body = match dialect {
         Dialect::OpenMetrics => {
             text.strip_suffix("# EOF\n").or_else(|| text.strip_suffix("# EOF")).ok_or("does not end with # EOF")?
