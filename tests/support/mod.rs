@@ -444,13 +444,14 @@ impl Drop for Exporter {
     }
 }
 
+/// An HTTP client that returns every status as a response and gives up after 60 s.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+}
+
 /// GET with headers; returns (status, body). Network errors panic.
 pub fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    let agent = agent();
     let mut req = agent.get(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -576,11 +577,7 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// POST with an empty body; returns (status, body).
 pub fn post(url: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    let agent = agent();
     let mut resp = agent.post(url).send_empty().unwrap_or_else(|e| panic!("POST {url}: {e}"));
     let status = resp.status().as_u16();
     (status, resp.body_mut().read_to_string().unwrap())
