@@ -24,6 +24,14 @@
 #                        otherwise); raw results are always kept in
 #                        bench/results/RUN/
 #   --no-build           do not run `cargo build --release`
+#   --wait-idle SECONDS  before each exporter, wait while other work keeps the
+#                        machine's CPUs over 25 % busy, at most SECONDS in all
+#                        (default 300; --quick: 60); then measure anyway and
+#                        say so in the report
+#   --retries N          measure an exporter again, at most N times, when other
+#                        processes took over 25 % of the CPUs during its
+#                        sequential or wrk run (default 2; --quick: 0); no
+#                        waiting or retry starts after 9 minutes
 #
 # Environment: PG_BIN (PostgreSQL bin directory, default the newest
 # /usr/lib/postgresql/*/bin), QE_VERSION (query-exporter version for a new
@@ -48,6 +56,8 @@ keep=0
 build=1
 output=
 exporters=runbook,postgres_exporter,query_exporter
+wait_idle_budget=
+retries=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) quick=1 ;;
@@ -57,6 +67,10 @@ while [[ $# -gt 0 ]]; do
         --output=*) output=${1#--output=} ;;
         --exporters) [[ $# -ge 2 ]] || die "--exporters needs a list"; exporters=$2; shift ;;
         --exporters=*) exporters=${1#--exporters=} ;;
+        --wait-idle) [[ $# -ge 2 ]] || die "--wait-idle needs seconds"; wait_idle_budget=$2; shift ;;
+        --wait-idle=*) wait_idle_budget=${1#--wait-idle=} ;;
+        --retries) [[ $# -ge 2 ]] || die "--retries needs a number"; retries=$2; shift ;;
+        --retries=*) retries=${1#--retries=} ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (try --help)" ;;
     esac
@@ -69,9 +83,18 @@ done
 
 if [[ $quick == 1 ]]; then
     seed=seed-small.sql; seq_n=50; warm_n=5; wrk_d=5; burst_d=3
+    wait_idle_budget=${wait_idle_budget:-60}
+    retries=${retries:-0}
 else
     seed=seed.sql; seq_n=200; warm_n=20; wrk_d=20; burst_d=5
+    wait_idle_budget=${wait_idle_budget:-240}
+    retries=${retries:-2}
 fi
+[[ $retries =~ ^[0-9]+$ ]] || die "--retries wants a whole number"
+cold_n=3
+# No waiting and no retry after this: the run stays well under 15 minutes.
+retry_deadline=$((SECONDS + 540))
+[[ $wait_idle_budget =~ ^[0-9]+$ ]] || die "--wait-idle wants whole seconds"
 wrk_c=10
 wrk_t=2
 timing_runs=3
@@ -227,7 +250,8 @@ meta clk_tck "$(getconf CLK_TCK)"
 meta pg_version "$("$PG_BIN/postgres" --version)"
 meta wrk_version "$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')"
 meta curl_version "$(curl --version | head -n 1 | awk '{print $2}')"
-meta runbook_version "$("$rb_bin" --version) (git $(cd "$repo" && git rev-parse --short HEAD))"
+rb_dirty=$(cd "$repo" && git status --porcelain -- src Cargo.toml Cargo.lock build.rs 2>/dev/null | wc -l)
+meta runbook_version "$("$rb_bin" --version) (git $(cd "$repo" && git rev-parse --short HEAD)$([[ $rb_dirty -gt 0 ]] && echo ", built with $rb_dirty uncommitted changed files in src/ or Cargo.*" || true))"
 meta postgres_exporter_version "$(prometheus-postgres-exporter --version 2>&1 | head -n 1 | sed 's/^postgres_exporter, //') (Debian $(dpkg-query -W -f='${Version}' prometheus-postgres-exporter 2>/dev/null))"
 meta query_exporter_version "$("$venv/bin/query-exporter" --version 2>&1 | awk '{print $NF}') (PyPI; SQLAlchemy $("$py" -c 'import sqlalchemy; print(sqlalchemy.__version__)'), psycopg2 $("$py" -c 'import psycopg2; print(psycopg2.__version__.split()[0])'), Python $("$py" -c 'import platform; print(platform.python_version())'))"
 meta seed "examples/ignition/$seed"
@@ -238,6 +262,7 @@ meta wrk_duration "$wrk_d"
 meta burst_duration "$burst_d"
 meta timing_runs "$timing_runs"
 meta rb_max_connections "$rb_max_conns"
+meta cold_starts "$cold_n"
 
 # --- PostgreSQL ------------------------------------------------------------------------
 
@@ -352,12 +377,24 @@ snap_stats() { # role outfile
         WHERE userid = '$1'::regrole AND queryid IS NOT NULL GROUP BY queryid" >"$2"
 }
 
-cpu_ticks() { # pid outfile
-    if [[ -r /proc/$1/stat ]]; then
-        sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}' >"$2"
-    else
-        : >"$2"
-    fi
+ticks_of() { # pid...: utime + stime summed, clock ticks (processes gone are skipped)
+    local p sum=0 t
+    for p in "$@"; do
+        t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=
+        [[ -n $t ]] && sum=$((sum + t))
+    done
+    echo "$sum"
+}
+
+cpu_ticks() { # exporter_pid outfile: "exporter system_busy postgres children" in clock ticks
+    local pm sys kids
+    pm=$(head -n 1 "$data/postmaster.pid")
+    # user + nice + system: irq/softirq time (loopback traffic of the run itself) and steal are left out.
+    sys=$(head -n 1 /proc/stat | awk '{print $2 + $3 + $4}')
+    # This shell's waited-for children (wrk, curl, the psql sampler): cutime + cstime.
+    kids=$(sed 's/^.*) //' /proc/$$/stat | awk '{print $14 + $15}')
+    # shellcheck disable=SC2046
+    echo "$(ticks_of "$1") $sys $(ticks_of "$pm" $(pgrep -P "$pm")) $kids" >"$2"
 }
 
 conn_count() { psql_admin -At -c "SELECT count(*) FROM pg_stat_activity WHERE usename = '$1'"; }
@@ -430,25 +467,60 @@ stop_exporter() { # name
     issue "$1: connections of role $role still open 10 s after the exporter stopped"
 }
 
+cpu_busy_pct() { # seconds: share of all CPUs busy over that time, whole per cent
+    local a b
+    a=$(head -n 1 /proc/stat)
+    sleep "$1"
+    b=$(head -n 1 /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " ")
+        for (i = 2; i <= n; i++) { t += y[i] - x[i] }
+        idle = (y[5] - x[5]) + (y[6] - x[6])
+        printf "%d", (t > 0 ? 100 * (t - idle) / t : 0) }'
+}
+
+wait_for_idle() { # name: wait while other work keeps the CPUs busy (bounded by the run's budget)
+    local busy
+    while :; do
+        busy=$(cpu_busy_pct 3)
+        if (( busy < 25 )); then
+            meta "${1}_busy_before" "$busy"
+            return 0
+        fi
+        if (( wait_idle_budget <= 0 || SECONDS > retry_deadline )); then
+            meta "${1}_busy_before" "$busy"
+            issue "$1 measured while other processes kept the CPUs ${busy}% busy (the --wait-idle budget was used up)"
+            return 0
+        fi
+        say "CPUs ${busy}% busy with other work: waiting (${wait_idle_budget} s of waiting left)"
+        wait_idle_budget=$((wait_idle_budget - 3))
+    done
+}
+
 # --- One exporter --------------------------------------------------------------------------
 
-run_exporter() { # name
+measure_exporter() { # name
     local name=$1 role port d i t
     role=$(role_of "$name")
     d=$res/$name
     mkdir -p "$d"
     queryids "$name" "$d/queryids.tsv"
+    wait_for_idle "$name"
     port=$(free_port)
-    say "== $name on 127.0.0.1:$port (role $role)"
-    start_exporter "$name" "$port" "$d/exporter.log"
+    say "== $name on 127.0.0.1:$port (role $role, CPUs $(grep "^${name}_busy_before=" "$res/meta.txt" | tail -n 1 | cut -d= -f2)% busy before)"
+    # Cold scrapes: the first scrape once the port is open, over $cold_n
+    # starts; the last start goes on into the measurements.
+    : >"$d/cold.txt"
+    for i in $(seq 1 "$cold_n"); do
+        start_exporter "$name" "$port" "$d/exporter.log"
+        t=$(scrape "$port" "$d/cold-metrics.txt") || { issue "$name: cold scrape $i failed"; t=; }
+        echo "$t" >>"$d/cold.txt"
+        say "$name: cold scrape $i: ${t:-?} s"
+        if (( i < cold_n )); then stop_exporter "$name"; fi
+    done
     local pid=$exporter_pid
     meta "${name}_cmd" "$(printf '%s ' "${cmd[@]}" | sed "s|$repo/||g; s| \$||")"
     meta "${name}_port" "$port"
-
-    # Cold scrape: the first one once the port is open.
-    t=$(scrape "$port" "$d/cold-metrics.txt") || { issue "$name: cold scrape failed"; t=; }
-    echo "$t" >"$d/cold.txt"
-    say "$name: cold scrape ${t:-?} s"
 
     for i in $(seq 1 "$warm_n"); do
         scrape "$port" /dev/null >/dev/null || issue "$name: warm-up scrape $i failed"
@@ -458,22 +530,29 @@ run_exporter() { # name
     say "$name: $seq_n sequential scrapes"
     snap_stats "$role" "$d/stats-seq-before.tsv"
     cpu_ticks "$pid" "$d/cpu-seq-before.txt"
+    local t0 t1
+    t0=$(date +%s.%N)
     : >"$d/seq.txt"
     for i in $(seq 1 "$seq_n"); do
         scrape "$port" "$d/seq-last.txt" >>"$d/seq.txt" || issue "$name: sequential scrape $i failed"
     done
     cpu_ticks "$pid" "$d/cpu-seq-after.txt"
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "seq_seconds=%.3f\n", b - a}' >"$d/phases.txt"
     snap_stats "$role" "$d/stats-seq-after.tsv"
 
     say "$name: wrk -t $wrk_t -c $wrk_c -d ${wrk_d}s"
     snap_stats "$role" "$d/stats-wrk-before.tsv"
     start_sampler "$role" "$((wrk_d + 2))" "$d/conns-wrk.txt"
     cpu_ticks "$pid" "$d/cpu-wrk-before.txt"
+    t0=$(date +%s.%N)
     wrk -t "$wrk_t" -c "$wrk_c" -d "${wrk_d}s" --timeout 10s --latency "http://127.0.0.1:$port/metrics" >"$d/wrk.txt" 2>&1 &
     wrk_pid=$!
     wait "$wrk_pid" || issue "$name: wrk exited with status $?"
     wrk_pid=
     cpu_ticks "$pid" "$d/cpu-wrk-after.txt"
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "wrk_seconds=%.3f\n", b - a}' >>"$d/phases.txt"
     wait_sampler # ends 2 s after wrk: in-flight scrapes finish meanwhile
     snap_stats "$role" "$d/stats-wrk-after.tsv"
     grep -E 'requests in|Requests/sec|99%' "$d/wrk.txt" | sed "s/^/  $name: /" >&2 || true
@@ -526,6 +605,47 @@ run_exporter() { # name
     if [[ $name == postgres_exporter ]] && grep -q -E 'level=(error|warn)' "$d/exporter.log"; then
         issue "postgres_exporter: $(grep -c -E 'level=(error|warn)' "$d/exporter.log") error/warn log lines, first: $(grep -m1 -E 'level=(error|warn)' "$d/exporter.log" | cut -c1-300)"
     fi
+}
+
+disturbed_pct() { # dir: most that other processes took of the machine's CPUs over the sequential or the wrk run
+    awk -v ncpu="$(nproc)" -v hz="$(getconf CLK_TCK)" '
+        FNR == 1 { file++ }
+        { v[file, 1] = $1; v[file, 2] = $2; v[file, 3] = $3; v[file, 4] = $4; el[file] = $0 }
+        END {
+            worst = 0
+            for (p = 0; p < 2; p++) {
+                a = 1 + 3 * p; b = a + 1; e = a + 2
+                split(el[e], kv, "=")
+                secs = kv[2]
+                if (secs <= 0) continue
+                other = (v[b,2] - v[a,2]) - (v[b,1] - v[a,1]) - (v[b,3] - v[a,3]) - (v[b,4] - v[a,4])
+                share = 100 * other / (secs * hz * ncpu)
+                if (share > worst) worst = share
+            }
+            printf "%d", worst
+        }' "$1/cpu-seq-before.txt" "$1/cpu-seq-after.txt" <(sed -n 1p "$1/phases.txt") \
+           "$1/cpu-wrk-before.txt" "$1/cpu-wrk-after.txt" <(sed -n 2p "$1/phases.txt")
+}
+
+run_exporter() { # name: measure; again (at most $retries times) if other work took the CPUs meanwhile
+    local name=$1 attempt=1 share
+    while :; do
+        measure_exporter "$name"
+        share=$(disturbed_pct "$res/$name")
+        meta "${name}_disturbed_pct" "$share"
+        if (( share <= 25 )); then
+            break
+        fi
+        if (( attempt > retries || SECONDS > retry_deadline )); then
+            issue "$name measured while other processes took up to ${share}% of the machine's CPUs (attempt $attempt; no retry left)"
+            break
+        fi
+        say "$name: other processes took ${share}% of the CPUs during the measurement: measuring again"
+        rm -rf "$res/$name.disturbed-$attempt"
+        mv "$res/$name" "$res/$name.disturbed-$attempt"
+        attempt=$((attempt + 1))
+    done
+    meta "${name}_attempts" "$attempt"
 }
 
 meta wrk_cmd "wrk -t $wrk_t -c $wrk_c -d ${wrk_d}s --timeout 10s --latency http://127.0.0.1:PORT/metrics"

@@ -158,9 +158,9 @@ def parse_wrk(path):
 
 
 def read_cpu(path):
-    """utime + stime in clock ticks."""
+    """(exporter, whole machine busy, PostgreSQL, harness children) in clock ticks."""
     vals = read_floats(path)
-    return vals[0] if vals else None
+    return tuple(vals) if len(vals) == 4 else None
 
 
 def max_sample(path):
@@ -186,7 +186,7 @@ def exporter_errors(name, metrics_text):
 # --- computing ------------------------------------------------------------------
 
 
-def analyse(res, name, clk_tck):
+def analyse(res, name, clk_tck, ncpu):
     d = res / name
     r = {"name": name}
     if not d.is_dir():
@@ -196,7 +196,8 @@ def analyse(res, name, clk_tck):
     r["queryids"] = ids
 
     cold = read_floats(d / "cold.txt")
-    r["cold"] = cold[0] if cold else None
+    r["colds"] = cold
+    r["cold"] = sorted(cold)[len(cold) // 2] if cold else None
 
     seq = read_floats(d / "seq.txt")
     r["seq_n"] = len(seq)
@@ -213,9 +214,17 @@ def analyse(res, name, clk_tck):
 
     for phase, scrapes in (("seq", len(seq)), ("wrk", r["wrk"]["requests"] or 0)):
         c0, c1 = read_cpu(d / f"cpu-{phase}-before.txt"), read_cpu(d / f"cpu-{phase}-after.txt")
-        cpu = (c1 - c0) / clk_tck if c0 is not None and c1 is not None else None
-        r[f"cpu_{phase}"] = cpu
-        r[f"cpu_per_1000_{phase}"] = cpu / scrapes * 1000 if cpu is not None and scrapes else None
+        if c0 and c1:
+            exp, busy, pg, kids = ((b - a) / clk_tck for a, b in zip(c0, c1))
+        else:
+            exp = busy = pg = kids = None
+        r[f"cpu_{phase}"] = exp
+        r[f"cpu_per_1000_{phase}"] = exp / scrapes * 1000 if exp is not None and scrapes else None
+        r[f"pg_cpu_per_1000_{phase}"] = pg / scrapes * 1000 if pg is not None and scrapes else None
+        # Whatever the machine was busy with besides the exporter, PostgreSQL and this harness.
+        elapsed = float(read_kv(d / "phases.txt").get(f"{phase}_seconds") or 0)
+        r[f"other_cpu_{phase}"] = max(0.0, busy - exp - pg - kids) if busy is not None else None
+        r[f"other_cpu_share_{phase}"] = (r[f"other_cpu_{phase}"] / (elapsed * ncpu)) if elapsed and busy is not None else None
         delta = stats_delta(read_stats(d / f"stats-{phase}-before.tsv"), read_stats(d / f"stats-{phase}-after.tsv"))
         cat_calls = sum(c for q, (c, _) in delta.items() if q in catalogue_ids)
         all_calls = sum(c for c, _ in delta.values())
@@ -240,6 +249,10 @@ def analyse(res, name, clk_tck):
 
 def ms(v, digits=1):
     return "n/a" if v is None else f"{v * 1000:.{digits}f}"
+
+
+def pct(v):
+    return "n/a" if v is None else f"{v * 100:.0f}"
 
 
 def num(v, digits=1):
@@ -274,7 +287,8 @@ def main_table(results, meta):
         return [label] + [f(r) for r in results]
 
     rows = [
-        row("cold scrape, ms (first scrape after start)", lambda r: ms(r["cold"])),
+        row(f"cold scrape, ms (first scrape after start; median of {meta.get('cold_starts', '?')} starts)", lambda r: ms(r["cold"])),
+        row("cold scrape of each start, ms", lambda r: " / ".join(ms(v) for v in r["colds"])),
         row(f"sequential p50, ms ({seq_n} scrapes)", lambda r: ms(r["seq_p50"], 2)),
         row(f"sequential p99, ms ({seq_n} scrapes)", lambda r: ms(r["seq_p99"], 2)),
         row(f"throughput, scrapes/s (wrk -c {conc} -d {dur}s)", lambda r: num(r["wrk"]["rps"])),
@@ -286,11 +300,15 @@ def main_table(results, meta):
         row("peak RSS, MiB (VmHWM)", lambda r: "n/a" if r["vmhwm_kb"] is None else f'{r["vmhwm_kb"] / 1024:.1f}'),
         row("CPU s / 1000 scrapes, sequential", lambda r: num(r["cpu_per_1000_seq"], 3)),
         row("CPU s / 1000 scrapes, under wrk", lambda r: num(r["cpu_per_1000_wrk"], 3)),
+        row("PostgreSQL CPU s / 1000 scrapes, sequential", lambda r: num(r["pg_cpu_per_1000_seq"], 3)),
+        row("PostgreSQL CPU s / 1000 scrapes, under wrk", lambda r: num(r["pg_cpu_per_1000_wrk"], 3)),
         row("catalogue executions / scrape, sequential", lambda r: num(r["exec_per_scrape_seq"], 3)),
         row("catalogue executions / scrape, under wrk", lambda r: num(r["exec_per_scrape_wrk"], 3)),
         row("all statements / scrape, under wrk", lambda r: num(r["stmts_per_scrape_wrk"], 3)),
         row("catalogue DB time / scrape, ms, under wrk", lambda r: num(r["db_ms_per_scrape_wrk"], 3)),
         row("connections held, max under wrk", lambda r: num(r["conns_wrk"], 0)),
+        row("other processes' CPU, % of the machine, sequential", lambda r: pct(r["other_cpu_share_seq"])),
+        row("other processes' CPU, % of the machine, under wrk", lambda r: pct(r["other_cpu_share_wrk"])),
     ]
     return header, rows
 
@@ -376,7 +394,8 @@ def targets(results, timings, ttls, meta):
         total = sum(timings.values())
         out.append(
             f"- **Cold scrape ≤ 1.1 × the slowest single query: {'met' if met else 'missed'}.** "
-            f"runbook-exporter's first scrape after start took {ms(rb['cold'])} ms; the slowest query alone "
+            f"runbook-exporter's first scrape after start took {ms(rb['cold'])} ms (median of {len(rb['colds'])} starts: "
+            + " / ".join(ms(v) for v in rb["colds"]) + " ms); the slowest query alone "
             f"({slowest_q}, median of {meta.get('timing_runs')} runs, each in a fresh psql session) takes "
             f"{slowest * 1000:.1f} ms, so the limit is {limit * 1000:.1f} ms: "
             + (f"{ms(limit - rb['cold'])} ms to spare." if met else
@@ -404,7 +423,7 @@ def cmd_report(res_dir, output):
     meta = read_kv(res / "meta.txt")
     clk_tck = float(meta.get("clk_tck", "100"))
     names = [n for n in meta.get("exporters", ",".join(EXPORTERS)).split(",") if n]
-    results = [r for r in (analyse(res, n, clk_tck) for n in names) if r]
+    results = [r for r in (analyse(res, n, clk_tck, int(meta.get("nproc", "1"))) for n in names) if r]
 
     ttls = {}
     for line in (res / "ttls.tsv").read_text().splitlines() if (res / "ttls.tsv").exists() else []:
@@ -475,12 +494,15 @@ def cmd_report(res_dir, output):
               "for all three.")
     md.append("")
     md.append("Method, per exporter in turn (the others are not running): start it; the **cold scrape** is the first "
-              "scrape once its port accepts connections; "
+              f"scrape once its port accepts connections (median of {meta.get('cold_starts')} starts, stopping it in between); "
               f"{meta.get('warmup_scrapes')} warm-up scrapes; **{meta.get('seq_scrapes')} sequential scrapes** with "
               "curl (latency = curl's `time_total`; percentiles nearest-rank); "
               f"**`{meta.get('wrk_cmd')}`** (p50/p99 from `--latency`); peak RSS = `VmHWM` from "
               "`/proc/PID/status` after the wrk run; CPU = `utime + stime` deltas from `/proc/PID/stat` over the "
-              "sequential run and over the wrk run; database executions = `pg_stat_statements` `calls` deltas of the "
+              "sequential run and over the wrk run, also summed over the PostgreSQL server's processes (\"PostgreSQL CPU\"); "
+              "\"other processes' CPU\" is the machine's busy time from `/proc/stat` over the same run minus the exporter, "
+              "PostgreSQL and the harness's own children (curl, wrk, psql), as a share of all CPUs: what the rest of the "
+              "machine took while this exporter was measured; database executions = `pg_stat_statements` `calls` deltas of the "
               "exporter's role, restricted to the catalogue's statements (matched by queryid, from `EXPLAIN (VERBOSE)` of "
               "each query as that exporter sends it), divided by the scrapes served (wrk's completed requests; up to "
               f"{meta.get('wrk_connections')} requests cut off at the end of the run are not counted but may have run "
@@ -495,7 +517,11 @@ def cmd_report(res_dir, output):
     md.append("")
     md.append("Times are wall-clock as the client sees them; CPU is the exporter process's only (PostgreSQL's own "
               "work is in \"catalogue DB time\"). Load average before the sequential run → after the wrk run: " + "; ".join(
-                  f"{TITLES[r['name']]} {meta.get(r['name'] + '_load_before')} → {meta.get(r['name'] + '_load_after')}" for r in results) + ".")
+                  f"{TITLES[r['name']]} {meta.get(r['name'] + '_load_before')} → {meta.get(r['name'] + '_load_after')}" for r in results) + "; share of the CPUs busy (all processes, over 3 s) just before each exporter started: " + "; ".join(
+                  f"{TITLES[r['name']]} {meta.get(r['name'] + '_busy_before')} %" for r in results) + ". "
+              "An exporter is measured again (at most twice) when other processes took over 25 % of the CPUs during its "
+              "sequential or wrk run; attempts used: " + "; ".join(
+                  f"{TITLES[r['name']]} {meta.get(r['name'] + '_attempts', '1')}" for r in results) + ".")
     md.append("")
     md.append("## Targets")
     md.append("")
