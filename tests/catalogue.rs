@@ -894,7 +894,11 @@ fn metrics_doc(cat: &Catalogue) -> String {
             MetricKind::Counter => (format!("{}_total", f.name), "counter"),
             MetricKind::Gauge => (f.name.clone(), "gauge"),
         };
-        let labels = f.label_names.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
+        // In the order of the first query's columns (Family::label_names is sorted).
+        let (q, i) = f.sources[0];
+        let metric = &cat.queries[q].metrics[i];
+        let names = metric.label_columns.iter().chain(metric.const_labels.iter().map(|(k, _)| k));
+        let labels = names.map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
         let queries: Vec<&Query> = f.sources.iter().map(|(q, _)| &cat.queries[*q]).collect();
         let names = queries.iter().map(|q| format!("`{}`", q.name)).collect::<Vec<_>>().join(", ");
         let ttls =
