@@ -15,7 +15,7 @@
 # share one debug build in target/: PG_BIN is read when the tests run, so
 # switching it rebuilds nothing.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 # The version matrix. README.md's "Supported PostgreSQL versions" table is
 # generated from these three lines (tests/catalogue.rs reads them), so keep
