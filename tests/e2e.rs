@@ -330,6 +330,31 @@ fn dashboard_expressions() -> Vec<Expression> {
     out
 }
 
+/// `(dashboard, variable, selector, label)` of every `label_values(selector, label)` query variable.
+fn label_values_variables() -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root().join(DASHBOARDS)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let file = format!("{DASHBOARDS}/{}", path.file_name().unwrap().to_string_lossy());
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for v in arr(&json["templating"]["list"]) {
+            if s(&v["type"]) != "query" {
+                continue;
+            }
+            let query = v["query"].as_str().unwrap_or_else(|| s(&v["query"]["query"]));
+            let Some(args) = query.trim().strip_prefix("label_values(").and_then(|q| q.strip_suffix(')')) else {
+                continue;
+            };
+            let (selector, label) = args.rsplit_once(',').unwrap_or_else(|| panic!("{file}: {query}"));
+            out.push((file.clone(), s(&v["name"]).to_owned(), selector.trim().to_owned(), label.trim().to_owned()));
+        }
+    }
+    out
+}
+
 /// Grafana's template variables replaced as a dashboard would send them for one instance
 /// and one database: `$instance` / `${instance}`, `$datname`, `$__rate_interval` (1m),
 /// `$__interval` (15s), `$__range` (1h). Any other variable is an error.
@@ -818,6 +843,7 @@ fn dashboards_and_rules_query_real_data_and_provoked_problems_page_through_alert
     let records = rules_of(RECORDS, &read(RECORDS));
     let base_url = render_default("DEFAULT_RUNBOOK_BASE_URL");
     let job = render_default("DEFAULT_EXPORTER_JOB");
+    assert!(shipped_rules_text.contains(&format!("up{{job=\"{job}\"}}")), "the rules select job {job:?}");
     let dir = tempfile::Builder::new().prefix("rbx-e2e-").tempdir().unwrap();
     let rules_path = dir.path().join("runbook-exporter.rules.yml");
     let records_path = dir.path().join("runbook-exporter.records.yml");
@@ -969,6 +995,22 @@ fn dashboards_and_rules_query_real_data_and_provoked_problems_page_through_alert
             }
         }
     }
+    // The dashboards' variables offer the exporter's instance and the Ignition database.
+    let variables = label_values_variables();
+    assert!(variables.iter().any(|v| v.1 == "instance"), "no dashboard has an instance variable");
+    for (file, name, selector, label) in variables {
+        let want = match name.as_str() {
+            "instance" => stack.instance().to_owned(),
+            "datname" => datname.clone(),
+            _ => continue,
+        };
+        let selector = substitute(&selector, stack.instance(), &datname).unwrap();
+        let values: BTreeSet<String> =
+            stack.series(&selector).iter().map(|x| s(&x["metric"][label.as_str()]).to_owned()).collect();
+        if !values.contains(&want) {
+            problems.push(format!("{file}: variable {name} (label_values({selector}, {label})) offers {values:?}"));
+        }
+    }
     // Every rule evaluated without error (e.g. no many-to-many matching at run time).
     let loaded = stack.get_json("/api/v1/rules");
     for g in arr(&loaded["data"]["groups"]) {
@@ -1001,6 +1043,10 @@ fn dashboards_and_rules_query_real_data_and_provoked_problems_page_through_alert
     stack.expect_page("PostgresDown", &shipped_rules, &base_url, &[]);
     phase("PostgresDown paged");
 
+    // For the record (not a failure: a loaded machine can miss a 1 s scrape deadline).
+    for x in stack.series("sum by (query, kind) (runbook_exporter_query_errors_total) > 0") {
+        eprintln!("note: exporter query errors during the run: {} {}", x["metric"], x["value"][1]);
+    }
     let problems = stack.webhook.problems.lock().unwrap().clone();
     assert!(problems.is_empty(), "webhook problems: {problems:?}");
     eprintln!("webhook received: {:?}", stack.webhook.summary());
