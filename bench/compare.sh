@@ -428,7 +428,7 @@ start_exporter() { # name port log
         runbook)
             cmd=(env "DATABASE_URL=postgres://$role@$dsn_host/ignition"
                  "$rb_bin" --config.file "$repo/queries.yaml" --web.listen-address "127.0.0.1:$port"
-                 --database.max-connections "$rb_max_conns")
+                 --database.max-connections "${rb_conns_now:-$rb_max_conns}")
             ;;
         postgres_exporter)
             cmd=(env "DATA_SOURCE_NAME=postgresql://$role@$dsn_host/ignition?sslmode=disable&application_name=postgres_exporter"
@@ -489,7 +489,7 @@ wait_for_idle() { # name: wait while other work keeps the CPUs busy (bounded by 
         fi
         if (( wait_idle_budget <= 0 || SECONDS > retry_deadline )); then
             meta "${1}_busy_before" "$busy"
-            issue "$1 measured while other processes kept the CPUs ${busy}% busy (the --wait-idle budget was used up)"
+            say "$1: starting although other work keeps the CPUs ${busy}% busy (no waiting left)"
             return 0
         fi
         say "CPUs ${busy}% busy with other work: waiting (${wait_idle_budget} s of waiting left)"
@@ -580,6 +580,21 @@ measure_exporter() { # name
     snap_stats "$role" "$d/stats-burst-after.tsv"
     kill -0 "$exporter_pid" 2>/dev/null || issue "$name: the process died during the cold burst (log: $d/exporter.log)"
     stop_exporter "$name"
+
+    if [[ $name == runbook ]]; then
+        # For comparison only: cold scrapes with one connection per query, so
+        # that every query can run at once.
+        local n_queries
+        n_queries=$(wc -l <"$res/ttls.tsv")
+        say "$name: $cold_n cold scrapes with --database.max-connections $n_queries"
+        meta runbook_wide_connections "$n_queries"
+        : >"$d/cold-wide.txt"
+        for i in $(seq 1 "$cold_n"); do
+            rb_conns_now=$n_queries start_exporter "$name" "$port" "$d/exporter.log"
+            scrape "$port" /dev/null >>"$d/cold-wide.txt" || issue "$name: cold scrape $i with $n_queries connections failed"
+            stop_exporter "$name"
+        done
+    fi
 
     # Anything off goes into the report's observations.
     local w

@@ -198,6 +198,9 @@ def analyse(res, name, clk_tck, ncpu):
     cold = read_floats(d / "cold.txt")
     r["colds"] = cold
     r["cold"] = sorted(cold)[len(cold) // 2] if cold else None
+    wide = read_floats(d / "cold-wide.txt")
+    r["colds_wide"] = wide
+    r["cold_wide"] = sorted(wide)[len(wide) // 2] if wide else None
 
     seq = read_floats(d / "seq.txt")
     r["seq_n"] = len(seq)
@@ -404,6 +407,10 @@ def targets(results, timings, ttls, meta):
             f"--database.max-connections {meta.get('rb_max_connections')} at most "
             f"{meta.get('rb_max_connections')} run at once, so a cold scrape cannot beat about "
             f"{max(slowest, total / int(meta.get('rb_max_connections') or 1)) * 1000:.1f} ms plus connection set-up."
+            + (f" For comparison only, with --database.max-connections {meta.get('runbook_wide_connections')} (one per "
+               f"query) the cold scrape took {ms(rb['cold_wide'])} ms (median of {len(rb['colds_wide'])} starts: "
+               + " / ".join(ms(v) for v in rb["colds_wide"]) + f" ms), {num(rb['cold_wide'] / slowest, 2)}× the slowest query."
+               if rb.get("cold_wide") is not None else "")
         )
     # 4. RSS.
     pg = by.get("postgres_exporter")
