@@ -6,12 +6,13 @@
 #
 #   scripts/fuzz.sh                      # every target for 60 s
 #   FUZZ_SECONDS=600 scripts/fuzz.sh dsn # one target, longer
+#   FUZZ_KEEP_GOING=1 scripts/fuzz.sh    # do not stop at the first crash (libFuzzer -fork=1 -ignore_crashes=1)
 #
 # A crash (a panic: a property in tests/support/fuzz_checks.rs failed) is
 # copied to tests/fuzz-regressions/<target>/, where `cargo test --test fuzz`
 # (regressions_replay) replays it on stable from then on. A summary line per
-# target goes to target/fuzz-summary.tsv, which scripts/reliability-report.sh
-# puts into docs/reliability.md.
+# target goes to target/fuzz-summary-<target>.tsv, which
+# scripts/reliability-report.sh puts into docs/reliability.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,17 +36,16 @@ printf '\x00\x00\x00\x00\x00\x0f\x42\x40\x00\x00\x00\x01\x00\x00\x00\x02' >fuzz/
 printf 'help with \\ and "quotes"\x01value\nwith newline\x01"\x01\x01second\x01x' >fuzz/corpus/exposition/basic
 
 cargo +nightly fuzz build 2>&1 | tail -n 3 >&2
-summary=target/fuzz-summary.tsv
 mkdir -p target
-: >"$summary"
 status=0
 for t in "${targets[@]}"; do
   log=target/fuzz-$t.log
-  dict=()
-  [ -f "fuzz/$t.dict" ] && dict=("-dict=fuzz/$t.dict")
+  extra=()
+  [ -f "fuzz/$t.dict" ] && extra+=("-dict=fuzz/$t.dict")
+  [ -n "${FUZZ_KEEP_GOING:-}" ] && extra+=(-fork=1 -ignore_crashes=1)
   echo "fuzz.sh: $t for ${seconds}s" >&2
   start=$(date +%s)
-  if cargo +nightly fuzz run "$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 "${dict[@]}" >"$log" 2>&1; then
+  if cargo +nightly fuzz run "$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 "${extra[@]}" >"$log" 2>&1; then
     result="no crash"
   else
     result="CRASH"
@@ -53,6 +53,9 @@ for t in "${targets[@]}"; do
   fi
   took=$(($(date +%s) - start))
   runs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | tail -n 1 || true)
+  [ -z "$runs" ] && runs=$(grep -oE '^#[0-9]+' "$log" | tr -d '#' | sort -n | tail -n 1 || true)
+  crashes=$(ls fuzz/artifacts/"$t"/crash-* 2>/dev/null | wc -l)
+  [ "$crashes" -gt 0 ] && result="CRASH ($crashes input(s))"
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 || true)
   mkdir -p "tests/fuzz-regressions/$t"
   for crash in fuzz/artifacts/"$t"/crash-* fuzz/artifacts/"$t"/oom-* fuzz/artifacts/"$t"/timeout-*; do
@@ -61,8 +64,10 @@ for t in "${targets[@]}"; do
     echo "fuzz.sh: $t: kept $crash in tests/fuzz-regressions/$t/" >&2
     grep -m 3 -E 'panicked|Test failed|ERROR' "$log" >&2 || true
   done
-  printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$took" "${runs:-?}" "$result" "${cov:-?}" >>"$summary"
+  mode="stops at the first crash"
+  [ -n "${FUZZ_KEEP_GOING:-}" ] && mode="keeps going after crashes (-fork=1 -ignore_crashes=1)"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$took" "${runs:-?}" "$result" "${cov:-?}" "$mode" >"target/fuzz-summary-$t.tsv"
   echo "fuzz.sh: $t: $result after ${took}s, ${runs:-?} runs, ${cov:-?}" >&2
 done
-cat "$summary"
+cat target/fuzz-summary-*.tsv
 exit $status

@@ -6,7 +6,7 @@
 #       each test prints RELIABILITY|test|fault|asserts|numbers before asserting;
 #       cargo's own "test NAME ... ok/FAILED" gives the result, the panic message the reason.
 #   cargo test --test fuzz                  (proptest on stable; FUZZ_CASES cases per property)
-#   target/fuzz-summary.tsv                 (from scripts/fuzz.sh, if it was run on this machine)
+#   target/fuzz-summary-*.tsv               (from scripts/fuzz.sh, if it was run on this machine)
 #
 #   scripts/reliability-report.sh            # writes docs/reliability.md
 #   REPORT=/tmp/r.md scripts/reliability-report.sh
@@ -35,7 +35,7 @@ fuzz_status=$?
 fuzz_took=$(($(date +%s) - start))
 
 FAULTS_LOG=$faults_log FUZZ_LOG=$fuzz_log FAULTS_TOOK=$faults_took FUZZ_TOOK=$fuzz_took \
-FUZZ_SUMMARY=target/fuzz-summary.tsv REPORT=$report \
+FUZZ_SUMMARY=target REPORT=$report \
 REVISION=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
 PG_VERSION=$( (pg_config --version 2>/dev/null || ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1) | head -n 1) \
 RUSTC=$(rustc --version) CORES=$(nproc) \
@@ -121,18 +121,20 @@ for name, r in fres:
 out.append("")
 for m in re.finditer(r"^Test failed: (.*?)\nminimal failing input: (.*?)\n\s*successes", fuzz, re.M | re.S):
     out.append("Minimal failing input: `" + esc(m.group(2))[:400] + "` — " + esc(m.group(1))[:400] + "\n")
-summary = os.environ["FUZZ_SUMMARY"]
+import glob
+summaries = sorted(glob.glob(os.path.join(os.environ["FUZZ_SUMMARY"], "fuzz-summary-*.tsv")))
 out.append("### Coverage-guided (cargo-fuzz, nightly, `scripts/fuzz.sh`)\n")
-if os.path.exists(summary) and os.path.getsize(summary) > 0:
-    out.append("| target | seconds | executions | result | final coverage |")
-    out.append("|---|---|---|---|---|")
-    for line in open(summary):
-        parts = line.rstrip("\n").split("\t")
-        if len(parts) == 5:
-            out.append("| `{}` | {} | {} | {} | {} |".format(*parts))
+if summaries:
+    out.append("| target | seconds | executions | result | final coverage | mode |")
+    out.append("|---|---|---|---|---|---|")
+    for path in summaries:
+        for line in open(path):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 6:
+                out.append("| `{}` | {} | {} | {} | {} | {} |".format(*parts))
     out.append("")
-    out.append("From `target/fuzz-summary.tsv` of the last `scripts/fuzz.sh` run on this machine. "
-               "A crash input would be kept in `tests/fuzz-regressions/<target>/` and replayed by "
+    out.append("From `target/fuzz-summary-<target>.tsv` of the last `scripts/fuzz.sh` run of each target on this machine. "
+               "Crash inputs are kept in `tests/fuzz-regressions/<target>/` and replayed on stable by "
                "`cargo test --test fuzz` (`regressions_replay`).\n")
 else:
     out.append("Not run on this machine (`scripts/fuzz.sh` needs a nightly toolchain).\n")

@@ -6,8 +6,8 @@ mod checks;
 mod openmetrics;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    // Input: `password \0 template`, where {PW} in the template stands for the password.
-    if let Some((url, password)) = checks::dsn_from_bytes(data) {
-        checks::dsn(&url, &password, false);
+    // Input: `password \0 template`, where {PW}, {PWENC}, {PWQ} in the template stand for the password.
+    if let Some((template, password)) = checks::dsn_from_bytes(data) {
+        checks::dsn(&template, &password, false);
     }
 });

@@ -73,29 +73,67 @@ pub fn catalogue(text: &str) {
     }
 }
 
-/// DSN parser: never panics, and its error never contains `password` (raw or percent-encoded).
-/// With `well_formed` (the password sits in the password position of a URL or key=value string whose other
-/// parts need no escaping) the masked form and `Debug` never contain it either. `password` must not occur
-/// elsewhere in `url`.
-pub fn dsn(url: &str, password: &str, well_formed: bool) {
-    let source = dsn::Source { url: Some(url), origin: "DATABASE_URL", password_file: None, default_user: None };
-    let shown = match dsn::resolve(&source) {
-        Ok(db) => {
-            assert!(db.masked.starts_with("postgres://"), "masked form {:?}", db.masked);
-            if !well_formed {
-                return;
-            }
-            format!("{} {:?}", db.masked, db)
-        }
-        Err(e) => format!("{e} {e:?}"),
-    };
-    let encoded: String = password
+/// `password` percent-encoded as in a URL.
+pub fn percent_encoded(password: &str) -> String {
+    password
         .bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect();
-    for needle in [password, encoded.as_str()] {
-        if needle.len() >= 4 {
-            assert!(!shown.contains(needle), "password {needle:?} echoed: {shown}");
+        .collect()
+}
+
+/// A different password with the same shape: letters rotated by 13, digits by 5, everything else kept.
+fn twin(password: &str) -> String {
+    password
+        .chars()
+        .map(|c| match c {
+            'a'..='z' => (b'a' + (c as u8 - b'a' + 13) % 26) as char,
+            'A'..='Z' => (b'A' + (c as u8 - b'A' + 13) % 26) as char,
+            '0'..='9' => (b'0' + (c as u8 - b'0' + 5) % 10) as char,
+            c => c,
+        })
+        .collect()
+}
+
+/// What `resolve` shows for `template` with the password filled in: the error, or (when `well_formed`) the
+/// masked form and `Debug`. `{PW}` stands for the password, `{PWENC}` for it percent-encoded, `{PWQ}` for it
+/// escaped for a single-quoted key=value value.
+fn dsn_shown(template: &str, password: &str, well_formed: bool) -> Option<String> {
+    let url = template
+        .replace("{PWENC}", &percent_encoded(password))
+        .replace("{PWQ}", &password.replace('\\', "\\\\").replace('\'', "\\'"))
+        .replace("{PW}", password);
+    let source = dsn::Source { url: Some(&url), origin: "DATABASE_URL", password_file: None, default_user: None };
+    match dsn::resolve(&source) {
+        Ok(db) => {
+            assert!(db.masked.starts_with("postgres://"), "masked form {:?}", db.masked);
+            well_formed.then(|| format!("{} {:?}", db.masked, db))
+        }
+        Err(e) => Some(format!("{e} {e:?}")),
+    }
+}
+
+/// DSN parser: never panics, and its error never contains the password (raw, percent-encoded or escaped).
+/// With `well_formed` (the password sits in the password position of a URL or key=value string whose other
+/// parts need no escaping) the masked form and `Debug` never contain it either.
+///
+/// A password counts as shown only if a twin password of the same shape is shown too when put in its place:
+/// short passwords otherwise match fixed words of messages ("on st" in "connection string").
+pub fn dsn(template: &str, password: &str, well_formed: bool) {
+    let other = twin(password);
+    if other.chars().zip(password.chars()).filter(|(a, b)| a != b).count() < 3 {
+        return;
+    }
+    let (Some(shown), Some(shown_other)) =
+        (dsn_shown(template, password, well_formed), dsn_shown(template, &other, well_formed))
+    else {
+        return;
+    };
+    let forms = |p: &str| {
+        [p.to_owned(), percent_encoded(p), p.escape_debug().to_string(), format!("{:?}", p.escape_debug().to_string())]
+    };
+    for (needle, twin_needle) in forms(password).iter().zip(forms(&other).iter()) {
+        if needle.len() >= 4 && shown.contains(needle.as_str()) && shown_other.contains(twin_needle.as_str()) {
+            panic!("password {password:?} echoed as {needle:?} for {template:?}: {shown}");
         }
     }
 }
@@ -283,14 +321,19 @@ pub fn replay(dir: &Path, check: impl Fn(&[u8])) -> usize {
     files.len()
 }
 
-/// Splits a raw fuzz input into a DSN and a password: `password \0 url-with-{PW}-placeholders`.
+/// Splits a raw fuzz input into a template and a password: `password \0 template`, where `{PW}`, `{PWENC}` and
+/// `{PWQ}` in the template stand for the password (see [`dsn`]).
 pub fn dsn_from_bytes(data: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(data).ok()?;
     let (password, template) = text.split_once('\0')?;
-    if password.len() < 4 || template.contains(password) || password.contains("PW") {
+    if password.len() < 4
+        || template.contains(password)
+        || template.contains(&twin(password))
+        || password.contains("PW")
+    {
         return None;
     }
-    Some((template.replace("{PW}", password), password.to_owned()))
+    Some((template.to_owned(), password.to_owned()))
 }
 
 /// Turns raw fuzz bytes into families for [`exposition`]: HELP text and label values are arbitrary UTF-8 pieces.
