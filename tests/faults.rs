@@ -671,25 +671,39 @@ fn fault_07_scrape_flood() {
 /// How long the server may keep a connection that has not sent a complete request head.
 const HEADER_READ_BOUND: Duration = Duration::from_secs(31);
 
-/// One attacking connection: silent, or stuck in the middle of its request head.
+/// How an attacking connection misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    /// Connects and sends nothing.
+    Silent,
+    /// Sends a request line and a header, never the blank line that ends the head.
+    Http1Head,
+    /// Sends the first bytes of the HTTP/2 connection preface and stops.
+    Http2Preface,
+}
+
+const STALLS: [Stall; 3] = [Stall::Silent, Stall::Http1Head, Stall::Http2Preface];
+
+/// One attacking connection.
 struct Slow {
     stream: TcpStream,
-    partial: bool,
+    stall: Stall,
     closed_at: Option<Duration>,
 }
 
-/// Opens `n` slow connections to `address`, alternately silent and partial; stops early if the server refuses.
+/// Opens `n` slow connections to `address`, cycling through the kinds of stall; stops early if connecting fails.
 fn open_slow(address: &str, n: usize) -> Vec<Slow> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let Ok(mut stream) = TcpStream::connect(address) else { break };
-        let partial = i % 2 == 1;
-        if partial {
-            // A request line and a header, never the blank line that ends the head.
-            let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: ");
-        }
+        let stall = STALLS[i % STALLS.len()];
+        let _ = match stall {
+            Stall::Silent => Ok(()),
+            Stall::Http1Head => stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: "),
+            Stall::Http2Preface => stream.write_all(b"PRI * HTTP/2.0\r\n"),
+        };
         stream.set_nonblocking(true).unwrap();
-        out.push(Slow { stream, partial, closed_at: None });
+        out.push(Slow { stream, stall, closed_at: None });
     }
     out
 }
@@ -715,8 +729,11 @@ fn poll_closed(conns: &mut [Slow], since: Instant) {
     }
 }
 
-fn closed_summary(conns: &[Slow], partial: bool) -> (usize, usize, Option<Duration>) {
-    let group: Vec<&Slow> = conns.iter().filter(|c| c.partial == partial).collect();
+/// Connections of one kind: closed within the bound, total, slowest close.
+type Closed = (usize, usize, Option<Duration>);
+
+fn closed_summary(conns: &[Slow], stall: Stall) -> Closed {
+    let group: Vec<&Slow> = conns.iter().filter(|c| c.stall == stall).collect();
     let closed: Vec<Duration> = group.iter().filter_map(|c| c.closed_at).filter(|d| *d <= HEADER_READ_BOUND).collect();
     (closed.len(), group.len(), closed.iter().max().copied())
 }
@@ -747,35 +764,37 @@ fn fault_08_slowloris() {
         std::thread::sleep(Duration::from_millis(250));
     }
     poll_closed(&mut conns, start);
-    let (silent_closed, silent, silent_last) = closed_summary(&conns, false);
-    let (partial_closed, partial, partial_last) = closed_summary(&conns, true);
+    let groups: Vec<(Stall, Closed)> = STALLS.iter().map(|s| (*s, closed_summary(&conns, *s))).collect();
     let slowest_scrape = scrape_times.iter().max().copied().unwrap_or_default();
-    let last =
-        |d: Option<Duration>| d.map(|d| format!(", the last after {:.1} s", d.as_secs_f64())).unwrap_or_default();
+    let described: Vec<String> = groups
+        .iter()
+        .map(|(stall, (closed, total, last))| {
+            let last = last.map(|d| format!(", the last after {:.1} s", d.as_secs_f64())).unwrap_or_default();
+            format!("{stall:?} {closed}/{total}{last}")
+        })
+        .collect();
     record(
         "fault_08_slowloris",
-        "slowloris: 100 connections that send nothing (50) or a partial request head (50)",
+        "slowloris: 100 connections that send nothing, half an HTTP/1 request head, or the start of the HTTP/2 preface",
         "the server closes every such connection within 31 s; normal scrapes keep working meanwhile",
         &format!(
-            "closed by the server within {} s: silent {silent_closed}/{silent}{}, partial head {partial_closed}/{partial}{}; \
-             {} scrapes during the attack: all ok {scrape_ok}, slowest {:.3} s",
+            "closed by the server within {} s: {}; {} scrapes during the attack: all ok {scrape_ok}, slowest {:.3} s",
             HEADER_READ_BOUND.as_secs(),
-            last(silent_last),
-            last(partial_last),
+            described.join(", "),
             scrape_times.len(),
             slowest_scrape.as_secs_f64()
         ),
     );
     assert!(scrape_ok, "a scrape failed during the attack");
     assert!(slowest_scrape < Duration::from_secs(3), "{scrape_times:?}");
-    assert_eq!(
-        partial_closed, partial,
-        "connections with a partial request head stayed open past {HEADER_READ_BOUND:?}: no header-read timeout"
-    );
-    assert_eq!(
-        silent_closed, silent,
-        "connections that never send a byte stayed open past {HEADER_READ_BOUND:?}: the header-read timeout does not cover them"
-    );
+    for (stall, (closed, total, _)) in &groups {
+        assert_eq!(
+            closed,
+            total,
+            "{stall:?}: {} of {total} connections stayed open past {HEADER_READ_BOUND:?} without a complete request head",
+            total - closed
+        );
+    }
     scan_exporter(&base, &exporter.logs(), &[]);
 }
 
@@ -813,7 +832,7 @@ fn fault_08b_slowloris_past_the_connection_cap() {
     let closed = conns.iter().filter(|c| c.closed_at.is_some()).count();
     record(
         "fault_08b_slowloris_past_the_connection_cap",
-        "slowloris with 600 connections (half silent, half partial head), more than the server keeps open at once",
+        "slowloris with 600 connections (silent, partial HTTP/1 head, partial HTTP/2 preface), more than the server keeps open at once",
         "Prometheus gets a scrape through within 31 s of the attack's start (the slow connections time out and free their slots)",
         &format!(
             "{opened} slow connections accepted by the kernel, {closed} closed by the server; scrape attempts {attempts}, \
