@@ -1034,6 +1034,19 @@ fn dashboards_and_rules_query_real_data_and_provoked_problems_page_through_alert
         empty_as_allowed.len()
     ));
 
+    // For the record, not a failure (a loaded machine can miss a 1 s scrape deadline): query
+    // errors and warnings while everything was up.
+    for x in stack.series("sum by (query, kind) (runbook_exporter_query_errors_total) > 0") {
+        eprintln!("note: exporter query errors: {} {}", x["metric"], x["value"][1]);
+    }
+    for d in [&stack.prometheus, &stack.alertmanager] {
+        for line in std::fs::read_to_string(&d.log).unwrap_or_default().lines() {
+            if line.contains("level=warn") || line.contains("level=error") {
+                eprintln!("note: {} logged: {line}", d.name);
+            }
+        }
+    }
+
     // The problems end; then PostgreSQL stops.
     lock.release();
     drop(leaked);
@@ -1043,13 +1056,14 @@ fn dashboards_and_rules_query_real_data_and_provoked_problems_page_through_alert
     stack.expect_page("PostgresDown", &shipped_rules, &base_url, &[]);
     phase("PostgresDown paged");
 
-    // For the record (not a failure: a loaded machine can miss a 1 s scrape deadline).
-    for x in stack.series("sum by (query, kind) (runbook_exporter_query_errors_total) > 0") {
-        eprintln!("note: exporter query errors during the run: {} {}", x["metric"], x["value"][1]);
-    }
     let problems = stack.webhook.problems.lock().unwrap().clone();
     assert!(problems.is_empty(), "webhook problems: {problems:?}");
     eprintln!("webhook received: {:?}", stack.webhook.summary());
+    if std::env::var_os("E2E_DUMP").is_some() {
+        for a in stack.webhook.alerts.lock().unwrap().iter() {
+            eprintln!("{a:#}");
+        }
+    }
     drop(stack);
     phase("everything stopped");
 }
