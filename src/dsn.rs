@@ -82,9 +82,9 @@ pub fn resolve(source: &Source<'_>) -> Result<Database, Error> {
     let origin = source.origin;
     let (mut config, ssl) = match source.url.map(str::trim).filter(|s| !s.is_empty()) {
         Some(url) => {
-            let (rest, ssl) = split_ssl(url).map_err(|reason| Error::Parse { origin, reason })?;
+            let (rest, ssl) = split_ssl(url).map_err(|reason| Error::Parse { origin, reason: scrub(&reason, url) })?;
             let config = tokio_postgres::Config::from_str(&rest)
-                .map_err(|e| Error::Parse { origin, reason: scrub(&scrub(&e.to_string(), url), &rest) })?;
+                .map_err(|e| Error::Parse { origin, reason: scrub(&e.to_string(), url) })?;
             (config, ssl)
         }
         None => (tokio_postgres::Config::new(), SslKeys::default()),
@@ -147,6 +147,11 @@ struct SslKeys {
 
 /// Splits the libpq TLS keys from the rest of a URL or key=value connection string.
 fn split_ssl(input: &str) -> Result<(String, SslKeys), String> {
+    // "://" before any "=" means a URL (rather than key=value with a URL-like value).
+    let url_like = input.find("://").is_some_and(|i| input.find('=').is_none_or(|eq| i < eq));
+    if url_like && !input.starts_with("postgres://") && !input.starts_with("postgresql://") {
+        return Err("a URL must start with postgres:// or postgresql://".to_owned());
+    }
     let mut keys = SslKeys::default();
     let mut take = |key: &str, value: String| -> bool {
         match key {
@@ -276,9 +281,62 @@ pub fn mask(config: &tokio_postgres::Config) -> String {
     format!("postgres://{user}{password}@{}/{db}", hosts.join(","))
 }
 
-/// Removes any occurrence of the raw input from a driver message.
+/// Option names that may stay quoted in a driver message.
+const OPTION_NAMES: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "sslmode",
+    "sslnegotiation",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+];
+
+/// A driver message about `input` with nothing of the input left in it but option names.
+///
+/// The driver quotes what it could not parse (for a mistyped scheme, the whole URL, password
+/// included), so every quoted part that is not an option name is redacted, and so is every word
+/// of four or more characters that occurs in the input.
 fn scrub(message: &str, input: &str) -> String {
-    if input.len() >= 4 { message.replace(input, "<redacted>") } else { message.to_owned() }
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"', '\'']) {
+        let quote = rest[open..].chars().next().unwrap_or('`');
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        match rest.find(quote) {
+            Some(close) => {
+                let inner = &rest[..close];
+                out.push_str(if OPTION_NAMES.contains(&inner) { inner } else { "<redacted>" });
+                out.push(quote);
+                rest = &rest[close + 1..];
+            }
+            None => {
+                out.push_str("<redacted>");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.split(' ')
+        .map(|word| {
+            let core = word.trim_matches(|c: char| c == ':' || c == ',' || c == '.' || c == '(' || c == ')');
+            if core.chars().count() >= 4 && input.contains(core) && core != "<redacted>" { "<redacted>" } else { word }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -350,6 +408,18 @@ mod tests {
     }
 
     #[test]
+    fn a_mistyped_scheme_is_named_and_a_url_like_value_is_fine() {
+        let err =
+            resolve(&Source { url: Some("postgress://u:pw1234@h/d"), origin: "t", ..Default::default() }).unwrap_err();
+        assert!(
+            err.to_string().contains("must start with postgres://") && !err.to_string().contains("pw1234"),
+            "{err}"
+        );
+        let db = resolve_url("host=h user=u application_name='http://x' sslmode=disable");
+        assert_eq!(db.config.get_application_name(), Some("http://x"));
+    }
+
+    #[test]
     fn tls_settings_are_checked_before_connecting() {
         let err =
             |url| resolve(&Source { url: Some(url), origin: "test", ..Default::default() }).unwrap_err().to_string();
@@ -363,6 +433,17 @@ mod tests {
         let db = resolve_url("postgres://u@h/d?sslmode=disable");
         assert!(db.tls.is_none() && db.masked.ends_with("?sslmode=disable"));
         assert!(resolve_url("postgres://u@h/d").tls.is_some(), "libpq's default is prefer");
+    }
+
+    #[test]
+    fn driver_messages_keep_option_names_only() {
+        let input = "postgress://u:Secret-pw1@db/app port=x";
+        assert_eq!(scrub("unknown option `postgress://u:Secret-pw1@db/app`", input), "unknown option `<redacted>`");
+        assert_eq!(scrub("invalid value for option `port`", input), "invalid value for option `port`");
+        assert_eq!(
+            scrub("invalid connection string: Secret-pw1@db/app", input),
+            "invalid connection string: <redacted>"
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ pub fn numeric_to_f64(raw: &[u8]) -> Result<f64, BoxError> {
             // the integer part up to 2^53, which is all a metric needs.
             let mut v = 0f64;
             for (i, d) in n.digits.iter().enumerate() {
-                v += f64::from(*d) * 10000f64.powi(n.weight - i as i32);
+                // Zero digits are skipped: past f64's range 10000^w is +Inf, and 0 * Inf would be NaN.
+                if *d != 0 {
+                    v += f64::from(*d) * 10000f64.powi(n.weight - i as i32);
+                }
             }
             if n.sign == NumericSign::Neg { -v } else { v }
         }
