@@ -358,6 +358,9 @@ pub fn unmet(requires: &Requires, facts: &ServerFacts) -> Option<String> {
     if let Some(t) = requires.tables.iter().find(|t| !facts.tables.contains(*t)) {
         return Some(format!("table {t} not found"));
     }
+    if let Some(t) = requires.tables.iter().find(|t| !facts.readable_tables.contains(*t)) {
+        return Some(format!("no SELECT privilege on table {t}"));
+    }
     None
 }
 

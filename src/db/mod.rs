@@ -48,6 +48,14 @@ pub fn pool(db: &Database, settings: PoolSettings) -> Result<Pool, String> {
         None => Manager::from_config(db.config.clone(), NoTls, manager_config),
     };
     Pool::builder(manager)
+        .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute("SET default_transaction_read_only = on")
+                    .await
+                    .map_err(deadpool_postgres::HookError::Backend)
+            })
+        }))
         .max_size(settings.max_size)
         .wait_timeout(Some(settings.wait_timeout))
         .create_timeout(Some(settings.connect_timeout))
@@ -164,6 +172,8 @@ pub struct ServerFacts {
     pub extensions: std::collections::HashMap<String, String>,
     /// Tables named by `requires.tables` that exist.
     pub tables: HashSet<String>,
+    /// Of those, the ones the exporter's role may read.
+    pub readable_tables: HashSet<String>,
 }
 
 /// Checks out a connection and reads the server's facts; this is what `pg_up` reports.
@@ -176,7 +186,9 @@ pub async fn probe(pool: &Pool, tables: &[String]) -> Result<ServerFacts, QueryE
                 "SELECT current_setting('server_version_num')::int4, current_setting('server_version'), \
                  pg_is_in_recovery(), extract(epoch FROM pg_postmaster_start_time())::float8, \
                  ARRAY(SELECT extname::text || '=' || extversion FROM pg_extension), \
-                 ARRAY(SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL)",
+                 ARRAY(SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL), \
+                 ARRAY(SELECT t FROM unnest($1::text[]) AS t \
+                       WHERE to_regclass(t) IS NOT NULL AND has_table_privilege(to_regclass(t), 'SELECT'))",
                 &[&tables],
             )
             .await?;
@@ -191,6 +203,7 @@ pub async fn probe(pool: &Pool, tables: &[String]) -> Result<ServerFacts, QueryE
                 .filter_map(|e| e.split_once('=').map(|(n, v)| (n.to_owned(), v.to_owned())))
                 .collect(),
             tables: row.try_get::<_, Vec<String>>(5)?.into_iter().collect(),
+            readable_tables: row.try_get::<_, Vec<String>>(6)?.into_iter().collect(),
         })
     };
     match tokio::time::timeout(bound, work).await {
@@ -223,11 +236,19 @@ pub async fn execute(
         query.lock_timeout.as_millis().max(1)
     );
     let work = async {
-        client.batch_execute(&setup).await.map_err(|e| classify(&e))?;
-        let result = stream_rows(&client, catalogue, query, extra_label).await;
-        // A failed statement aborts the transaction; either way it ends here.
-        client.batch_execute("ROLLBACK").await.map_err(|e| classify(&e))?;
-        result
+        // Pipelined: the three messages go out together and the server runs them in order, so the
+        // session is never seen "idle in transaction" between round trips. The pool's post-create hook
+        // made the session read-only by default, in case BEGIN READ ONLY were ever not in effect.
+        let (begun, result, ended) = tokio::join!(
+            client.batch_execute(&setup),
+            stream_rows(&client, catalogue, query, extra_label),
+            // A failed statement aborts the transaction; either way it ends here.
+            client.batch_execute("ROLLBACK"),
+        );
+        begun.map_err(|e| classify(&e))?;
+        let result = result?;
+        ended.map_err(|e| classify(&e))?;
+        Ok::<_, QueryError>(result)
     };
     match tokio::time::timeout(query.timeout + CLIENT_MARGIN, work).await {
         Ok(Ok(result)) => Ok(result),
