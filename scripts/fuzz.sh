@@ -37,13 +37,15 @@ printf 'help with \\ and "quotes"\x01value\nwith newline\x01"\x01\x01second\x01x
 
 cargo +nightly fuzz build 2>&1 | tail -n 3 >&2
 mkdir -p target
+triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
 status=0
 for t in "${targets[@]}"; do
   log=target/fuzz-$t.log
   extra=()
-  [ -f "fuzz/$t.dict" ] && extra+=("-dict=fuzz/$t.dict")
-  [ -n "${FUZZ_KEEP_GOING:-}" ] && extra+=(-fork=1 -ignore_crashes=1)
+  if [ -f "fuzz/$t.dict" ]; then extra+=("-dict=fuzz/$t.dict"); fi
+  if [ -n "${FUZZ_KEEP_GOING:-}" ]; then extra+=(-fork=1 -ignore_crashes=1); fi
   echo "fuzz.sh: $t for ${seconds}s" >&2
+  rm -rf "fuzz/artifacts/$t"
   start=$(date +%s)
   if cargo +nightly fuzz run "$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 "${extra[@]}" >"$log" 2>&1; then
     result="no crash"
@@ -53,19 +55,24 @@ for t in "${targets[@]}"; do
   fi
   took=$(($(date +%s) - start))
   runs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | tail -n 1 || true)
-  [ -z "$runs" ] && runs=$(grep -oE '^#[0-9]+' "$log" | tr -d '#' | sort -n | tail -n 1 || true)
-  crashes=$(ls fuzz/artifacts/"$t"/crash-* 2>/dev/null | wc -l)
-  [ "$crashes" -gt 0 ] && result="CRASH ($crashes input(s))"
+  if [ -z "$runs" ]; then runs=$(grep -oE '^#[0-9]+' "$log" | tr -d '#' | sort -n | tail -n 1 || true); fi
+  crashes=$( (find "fuzz/artifacts/$t" -name 'crash-*' 2>/dev/null || true) | wc -l)
+  if [ "$crashes" -gt 0 ]; then result="CRASH ($crashes input(s))"; fi
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 || true)
   mkdir -p "tests/fuzz-regressions/$t"
   for crash in fuzz/artifacts/"$t"/crash-* fuzz/artifacts/"$t"/oom-* fuzz/artifacts/"$t"/timeout-*; do
     [ -e "$crash" ] || continue
+    # Keep only inputs that fail again when run alone (fork mode can leave inputs that do not).
+    if "fuzz/target/$triple/release/$t" "$crash" >/dev/null 2>&1; then
+      echo "fuzz.sh: $t: $crash does not fail when run alone; not kept" >&2
+      continue
+    fi
     cp "$crash" "tests/fuzz-regressions/$t/"
     echo "fuzz.sh: $t: kept $crash in tests/fuzz-regressions/$t/" >&2
     grep -m 3 -E 'panicked|Test failed|ERROR' "$log" >&2 || true
   done
   mode="stops at the first crash"
-  [ -n "${FUZZ_KEEP_GOING:-}" ] && mode="keeps going after crashes (-fork=1 -ignore_crashes=1)"
+  if [ -n "${FUZZ_KEEP_GOING:-}" ]; then mode="keeps going after crashes (-fork=1 -ignore_crashes=1)"; fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$took" "${runs:-?}" "$result" "${cov:-?}" "$mode" >"target/fuzz-summary-$t.tsv"
   echo "fuzz.sh: $t: $result after ${took}s, ${runs:-?} runs, ${cov:-?}" >&2
 done
