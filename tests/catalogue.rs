@@ -836,27 +836,6 @@ fn an_old_pg_stat_statements_extension_version_is_skipped_not_failed() {
 
 // --- generated documentation -------------------------------------------------------------
 
-/// Replaces the text between `<!-- NAME:start ... -->` and `<!-- NAME:end -->` in `file`, or
-/// checks it (the pattern of tests/docs.rs).
-fn check_generated(file: &Path, name: &str, generated: &str) {
-    let text = std::fs::read_to_string(file).unwrap();
-    let start_marker = format!("<!-- {name}:start");
-    let end_marker = format!("<!-- {name}:end -->");
-    let start = text.find(&start_marker).unwrap_or_else(|| panic!("{file:?} has no {start_marker}"));
-    let body_start = start + text[start..].find("-->").unwrap() + 3;
-    let end = text.find(&end_marker).unwrap_or_else(|| panic!("{file:?} has no {end_marker}"));
-    let wanted = format!("\n{}\n", generated.trim_end());
-    if text[body_start..end] == wanted {
-        return;
-    }
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        let updated = format!("{}{}{}", &text[..body_start], wanted, &text[end..]);
-        std::fs::write(file, updated).unwrap();
-        return;
-    }
-    panic!("{file:?} section {name} is out of date; run `UPDATE_DOCS=1 cargo test --test catalogue`");
-}
-
 /// Compares a whole generated file, or writes it with UPDATE_DOCS=1.
 fn check_file(file: &Path, generated: &str) {
     let current = std::fs::read_to_string(file).unwrap_or_default();
@@ -1014,7 +993,7 @@ fn this_majors_version_report_is_up_to_date() {
     check_file(&version_file(major), &version_report(major, &skipped, &absent));
     if std::env::var_os("UPDATE_DOCS").is_some() {
         let _guard = README.lock().unwrap_or_else(|e| e.into_inner());
-        check_generated(&root().join("README.md"), "versions", &versions_block());
+        support::check_generated(&root().join("README.md"), "versions", &versions_block());
     }
 }
 
@@ -1091,5 +1070,5 @@ fn readme_version_table_is_up_to_date() {
         assert!(version_file(major).exists() || std::env::var_os("UPDATE_DOCS").is_some(), "{major}");
     }
     let _guard = README.lock().unwrap_or_else(|e| e.into_inner());
-    check_generated(&root().join("README.md"), "versions", &versions_block());
+    support::check_generated(&root().join("README.md"), "versions", &versions_block());
 }

@@ -446,7 +446,11 @@ impl Drop for Exporter {
 
 /// An HTTP client that returns every status as a response and gives up after 60 s.
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
 }
 
 /// GET with headers; returns (status, body). Network errors panic.
@@ -663,4 +667,24 @@ pub fn test_pki(dir: &Path, sans: &str) -> (PathBuf, PathBuf, PathBuf) {
         &p(&cert),
     ]);
     (ca, cert, key)
+}
+
+/// Checks the generated text between `<!-- NAME:start ... -->` and `<!-- NAME:end -->` in `file`;
+/// with `UPDATE_DOCS` set in the environment, rewrites it instead.
+pub fn check_generated(file: &Path, name: &str, generated: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let start_marker = format!("<!-- {name}:start");
+    let end_marker = format!("<!-- {name}:end -->");
+    let start = text.find(&start_marker).unwrap_or_else(|| panic!("{file:?} has no {start_marker}"));
+    let body_start = start + text[start..].find("-->").unwrap() + 3;
+    let end = text.find(&end_marker).unwrap_or_else(|| panic!("{file:?} has no {end_marker}"));
+    let wanted = format!("\n{}\n", generated.trim_end());
+    if text[body_start..end] == wanted {
+        return;
+    }
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(file, format!("{}{}{}", &text[..body_start], wanted, &text[end..])).unwrap();
+        return;
+    }
+    panic!("{file:?} section {name} is out of date; run `UPDATE_DOCS=1 cargo test` and commit the result");
 }
