@@ -125,7 +125,7 @@ import glob
 summaries = sorted(glob.glob(os.path.join(os.environ["FUZZ_SUMMARY"], "fuzz-summary-*.tsv")))
 out.append("### Coverage-guided (cargo-fuzz, nightly, `scripts/fuzz.sh`)\n")
 if summaries:
-    out.append("| target | seconds | executions | result | final coverage | mode |")
+    out.append("| target | wall time (s), fuzzing bounded by -max_total_time=60 | executions | result | final coverage | mode |")
     out.append("|---|---|---|---|---|---|")
     for path in summaries:
         for line in open(path):
