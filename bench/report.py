@@ -326,6 +326,47 @@ def per_query_table(results, ttls, phase):
     return header, rows
 
 
+def reading_notes(results, ttls):
+    """Remarks that follow from this run's own numbers."""
+    by = {r["name"]: r for r in results}
+    cached = [q for q, t in ttls.items() if t not in ("0s", "0", "")]
+    zero = [q for q in ttls if q not in cached]
+    notes = []
+    rb = by.get("runbook")
+    if rb and rb["exec_wrk"] is not None and rb["wrk"]["requests"]:
+        per = sum(rb["per_query_wrk"].get(q) or 0 for q in zero) / len(zero) / rb["wrk"]["requests"] if zero else 0
+        notes.append(
+            f"- runbook-exporter ran each ttl-0 query {per:.3f} times per scrape under wrk: concurrent scrapes share "
+            "one execution (single-flight). Its cached queries ran "
+            + ", ".join(f"{q} {rb['per_query_wrk'].get(q)}" for q in cached)
+            + " times during the wrk run"
+            + (" (their TTL had not run out since the warm-up)." if all(not rb["per_query_wrk"].get(q) for q in cached)
+               else " (a TTL of 30 s or more runs out at most once in the run).")
+            + " Each execution is 5 "
+            "statements (`BEGIN READ ONLY; SET LOCAL statement_timeout; SET LOCAL lock_timeout`, the query, "
+            "`ROLLBACK`) in 3 round trips, hence \"all statements\" ≈ 5 × catalogue executions.")
+    pg = by.get("postgres_exporter")
+    if pg:
+        over = {q: pg["per_query_burst"].get(q) for q in cached if (pg["per_query_burst"].get(q) or 0) > 1}
+        if over:
+            notes.append(
+                "- postgres_exporter's `cache_seconds` is not single-flight: in the cold burst, concurrent scrapes that "
+                "found a query's cache empty each ran it ("
+                + ", ".join(f"{q} {c}" for q, c in over.items()) + " executions within one TTL window).")
+        notes.append(
+            "- postgres_exporter holds one connection, so concurrent scrapes queue behind each other's queries: "
+            f"its p50 under wrk is {ms(pg['wrk']['p50'])} ms against {ms(pg['seq_p50'])} ms for one scrape at a time.")
+    qe = by.get("query_exporter")
+    if qe:
+        notes.append(
+            "- query-exporter's cold scrape runs only its on-scrape queries (ttl 0); those with an `interval` start on "
+            "its timer when it starts, beside or before the first scrape, so its cold scrape does less work than the "
+            "other two's.")
+    if notes:
+        return ["## Reading the numbers", ""] + notes + [""]
+    return []
+
+
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
@@ -522,14 +563,16 @@ def cmd_report(res_dir, output):
     md.append("")
     md.append(md_table(header, rows))
     md.append("")
-    md.append("Times are wall-clock as the client sees them; CPU is the exporter process's only (PostgreSQL's own "
-              "work is in \"catalogue DB time\"). Load average before the sequential run → after the wrk run: " + "; ".join(
+    md.append("Times are wall-clock as the client sees them. \"CPU\" is the exporter process's own; \"PostgreSQL CPU\" is "
+              "summed over the server's processes (the exporter's backends, and the server's background processes); "
+              "\"catalogue DB time\" is `pg_stat_statements` execution time of the catalogue's statements. Load average before the sequential run → after the wrk run: " + "; ".join(
                   f"{TITLES[r['name']]} {meta.get(r['name'] + '_load_before')} → {meta.get(r['name'] + '_load_after')}" for r in results) + "; share of the CPUs busy (all processes, over 3 s) just before each exporter started: " + "; ".join(
                   f"{TITLES[r['name']]} {meta.get(r['name'] + '_busy_before')} %" for r in results) + ". "
               "An exporter is measured again (at most twice) when other processes took over 25 % of the CPUs during its "
               "sequential or wrk run; attempts used: " + "; ".join(
                   f"{TITLES[r['name']]} {meta.get(r['name'] + '_attempts', '1')}" for r in results) + ".")
     md.append("")
+    md += reading_notes(results, ttls)
     md.append("## Targets")
     md.append("")
     md += tgt
