@@ -2,7 +2,7 @@
 # compare.sh: runbook-exporter against postgres_exporter and query-exporter,
 # the same catalogue on the same seeded Ignition database. From anywhere:
 #
-#     bench/compare.sh            # full run (about 5 minutes), writes docs/benchmarks.md
+#     bench/compare.sh            # full run (4-10 minutes), writes docs/benchmarks.md
 #     bench/compare.sh --quick    # small seed, short runs, to try it out (about 2 minutes)
 #
 # It starts a throwaway PostgreSQL (temporary directory, free port on
@@ -31,7 +31,7 @@
 #   --retries N          measure an exporter again, at most N times, when other
 #                        processes took over 25 % of the CPUs during its
 #                        sequential or wrk run (default 2; --quick: 0); no
-#                        waiting or retry starts after 9 minutes
+#                        waiting or retry starts after 8 minutes
 #
 # Environment: PG_BIN (PostgreSQL bin directory, default the newest
 # /usr/lib/postgresql/*/bin), QE_VERSION (query-exporter version for a new
@@ -93,7 +93,7 @@ fi
 [[ $retries =~ ^[0-9]+$ ]] || die "--retries wants a whole number"
 cold_n=3
 # No waiting and no retry after this: the run stays well under 15 minutes.
-retry_deadline=$((SECONDS + 540))
+retry_deadline=$((SECONDS + 480))
 [[ $wait_idle_budget =~ ^[0-9]+$ ]] || die "--wait-idle wants whole seconds"
 wrk_c=10
 wrk_t=2
