@@ -2,7 +2,7 @@
 # compare.sh: runbook-exporter against postgres_exporter and query-exporter,
 # the same catalogue on the same seeded Ignition database. From anywhere:
 #
-#     bench/compare.sh            # full run (4-10 minutes), writes docs/benchmarks.md
+#     bench/compare.sh            # full run (4-12 minutes), writes docs/benchmarks.md
 #     bench/compare.sh --quick    # small seed, short runs, to try it out (about 2 minutes)
 #
 # It starts a throwaway PostgreSQL (temporary directory, free port on
