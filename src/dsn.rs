@@ -96,7 +96,11 @@ pub fn resolve(source: &Source<'_>) -> Result<Database, Error> {
         None => SslMode::Prefer,
         Some(m) => SslMode::parse(m).ok_or_else(|| Error::Tls {
             origin,
-            reason: format!("unknown sslmode {m:?}: use disable, allow, prefer, require, verify-ca or verify-full"),
+            // The value is not repeated: in a mangled URL it may run into the password.
+            reason: format!(
+                "unknown sslmode ({} characters): use disable, allow, prefer, require, verify-ca or verify-full",
+                m.chars().count()
+            ),
         })?,
     };
     let root_cert = ssl.root_cert.clone().map(PathBuf::from);
@@ -206,7 +210,7 @@ fn key_values(input: &str) -> Result<Vec<(String, String)>, String> {
             chars.next();
         }
         if chars.next() != Some('=') {
-            return Err(format!("missing \"=\" after {key:?}"));
+            return Err(format!("missing \"=\" after option {} (options count from 1)", out.len() + 1));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
@@ -219,7 +223,7 @@ fn key_values(input: &str) -> Result<Vec<(String, String)>, String> {
                     Some('\\') => value.extend(chars.next()),
                     Some('\'') => break,
                     Some(c) => value.push(c),
-                    None => return Err(format!("unterminated quoted value for {key:?}")),
+                    None => return Err(format!("unterminated quoted value of option {}", out.len() + 1)),
                 }
             }
         } else {
