@@ -43,6 +43,7 @@ fn snapshot(series: usize) -> Snapshot {
         facts: None,
         queries: vec![QuerySnapshot { status, stats: QueryStats::default() }],
         pool: (2, 1, 1, 0),
+        probe_errors: Default::default(),
     };
     Snapshot { catalogue, targets: vec![target], duration: Duration::from_millis(2) }
 }

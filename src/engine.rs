@@ -39,7 +39,7 @@ pub struct Target {
     pool: Pool,
     catalogue: Arc<Catalogue>,
     tables: Vec<String>,
-    probe: Mutex<ProbeSlot>,
+    probe: Arc<Mutex<ProbeSlot>>,
     queries: Vec<Arc<QueryState>>,
 }
 
@@ -47,6 +47,8 @@ pub struct Target {
 struct ProbeSlot {
     last: Option<(Instant, ProbeOutcome)>,
     inflight: Option<ProbeFlight>,
+    /// Failed probes (connection attempts) by kind.
+    errors: BTreeMap<ErrorKind, u64>,
 }
 
 /// Per-query state that outlives a scrape.
@@ -121,6 +123,8 @@ pub struct TargetSnapshot {
     pub queries: Vec<QuerySnapshot>,
     /// Pool occupancy: (max, open, idle, waiting).
     pub pool: (usize, usize, usize, usize),
+    /// Failed connection attempts so far, by kind.
+    pub probe_errors: BTreeMap<ErrorKind, u64>,
 }
 
 /// Everything one scrape produced; encoding reads only this.
@@ -148,7 +152,7 @@ impl Target {
         tables.sort();
         tables.dedup();
         let queries = catalogue.queries.iter().map(|_| Arc::default()).collect();
-        Target { name, masked_dsn, label, pool, catalogue, tables, probe: Mutex::default(), queries }
+        Target { name, masked_dsn, label, pool, catalogue, tables, probe: Arc::default(), queries }
     }
 
     /// Collects this target, waiting no later than `deadline`.
@@ -198,6 +202,7 @@ impl Target {
             facts,
             queries,
             pool: (s.max_size, s.size, s.available, s.waiting),
+            probe_errors: self.probe_errors(),
         }
     }
 
@@ -228,9 +233,28 @@ impl Target {
             match &slot.inflight {
                 Some(f) => f.clone(),
                 None => {
-                    let pool = self.pool.clone();
-                    let tables = self.tables.clone();
-                    let task = tokio::spawn(async move { db::probe(&pool, &tables).await.map(Arc::new) });
+                    let (pool, tables, probe, name) =
+                        (self.pool.clone(), self.tables.clone(), self.probe.clone(), self.name.clone());
+                    // The task records and logs its own outcome: a scrape that gave up at its
+                    // deadline must not lose why the database is unreachable.
+                    let task = tokio::spawn(async move {
+                        let outcome = db::probe(&pool, &tables).await.map(Arc::new);
+                        let mut slot = lock(&probe);
+                        let was_up = matches!(slot.last, Some((_, Ok(_))) | None);
+                        match &outcome {
+                            Err(e) => {
+                                *slot.errors.entry(e.kind).or_default() += 1;
+                                if was_up {
+                                    tracing::warn!(target_name = %name, kind = e.kind.as_str(), error = %e.message, "database unreachable");
+                                }
+                            }
+                            Ok(_) if !was_up => tracing::info!(target_name = %name, "database reachable again"),
+                            Ok(_) => {}
+                        }
+                        slot.inflight = None;
+                        slot.last = Some((Instant::now(), outcome.clone()));
+                        outcome
+                    });
                     let f = async move {
                         task.await
                             .unwrap_or_else(|e| Err(QueryError { kind: ErrorKind::Connection, message: e.to_string() }))
@@ -242,19 +266,12 @@ impl Target {
                 }
             }
         };
-        let outcome = flight.await;
-        let mut slot = lock(&self.probe);
-        if slot.inflight.is_some() {
-            if let Err(e) = &outcome {
-                let was_up = matches!(slot.last, Some((_, Ok(_))) | None);
-                if was_up {
-                    tracing::warn!(target_name = %self.name, error = %e.message, "database unreachable");
-                }
-            }
-            slot.inflight = None;
-            slot.last = Some((Instant::now(), outcome.clone()));
-        }
-        outcome
+        flight.await
+    }
+
+    /// Failed connection attempts so far, by kind.
+    pub fn probe_errors(&self) -> BTreeMap<ErrorKind, u64> {
+        lock(&self.probe).errors.clone()
     }
 
     /// Serves the cached result if fresh, joins the execution in flight, or starts one.

@@ -245,6 +245,18 @@ impl Encoder {
         }
 
         self.header(
+            "runbook_exporter_probe_errors",
+            counter,
+            "Failed connection attempts (the check behind pg_up) by kind: connection, timeout, ...",
+        );
+        for t in targets {
+            for kind in [ErrorKind::Connection, ErrorKind::Timeout, ErrorKind::Sql] {
+                let n = t.probe_errors.get(&kind).copied().unwrap_or(0);
+                let labels = join([t.label.clone(), Some(render_label("kind", kind.as_str()))]);
+                self.sample("runbook_exporter_probe_errors", counter, &labels, n as f64);
+            }
+        }
+        self.header(
             "runbook_exporter_scrape_duration_seconds",
             gauge,
             "Time this scrape spent collecting from the database(s).",

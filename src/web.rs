@@ -16,8 +16,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -91,7 +91,7 @@ impl WebConfig {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| anyhow::anyhow!("tls_server_config: {e}"))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
     }
 }
@@ -154,9 +154,10 @@ pub async fn serve(
 ) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
+    // HTTP/1.1 only: Prometheus scrapes with it, and protocol auto-detection would wait
+    // for an HTTP/2 preface without any timeout.
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
@@ -178,6 +179,12 @@ pub async fn serve(
         let (router, builder, tls, watcher) = (router.clone(), builder.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
             let _permit = permit;
+            // hyper's header-read timer starts with the first byte: a client that sends nothing at all
+            // would hold the connection forever, so the first byte has the same deadline.
+            if tokio::time::timeout(HEADER_READ_TIMEOUT, stream.readable()).await.is_err() {
+                tracing::debug!("client sent nothing; closing");
+                return;
+            }
             match tls {
                 None => connection(stream, router, &builder, watcher).await,
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -195,13 +202,13 @@ pub async fn serve(
 async fn connection<S>(
     stream: S,
     router: Router,
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &http1::Builder,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(router);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }

@@ -24,7 +24,14 @@ fn series(labels: &str, value: f64) -> Series {
 
 fn snapshot(yaml: &str, queries: Vec<QuerySnapshot>) -> Snapshot {
     let catalogue = Arc::new(catalogue::parse(yaml, "t.yaml").unwrap());
-    let target = TargetSnapshot { label: None, up: true, facts: None, queries, pool: (2, 1, 1, 0) };
+    let target = TargetSnapshot {
+        label: None,
+        up: true,
+        facts: None,
+        queries,
+        pool: (2, 1, 1, 0),
+        probe_errors: Default::default(),
+    };
     Snapshot { catalogue, targets: vec![target], duration: Duration::from_millis(5) }
 }
 

@@ -274,6 +274,7 @@ pub fn exposition(families: &[FamilySpec], target_label: Option<&str>) {
         facts: None,
         queries,
         pool: (2, 1, 1, 0),
+        probe_errors: Default::default(),
     };
     let snapshot = Snapshot { catalogue: Arc::new(cat), targets: vec![target], duration: Duration::from_millis(3) };
     let process = Process { version: "fuzz", revision: "fuzz\"\\\n", last_reload_ok: true, last_reload_success: 0.0 };
