@@ -263,6 +263,7 @@ fn fault_03_hung_server_sigstop() {
         backends as f64 <= max
     });
     let slowest = times.iter().max().copied().unwrap_or_default();
+    let probe_errors: f64 = last.find("runbook_exporter_probe_errors_total", &[]).iter().sum();
     let unreachable = logs_frozen.lines().rfind(|l| l.contains("database unreachable")).unwrap_or("").to_owned();
     record(
         "fault_03_hung_server_sigstop",
@@ -273,7 +274,7 @@ fn fault_03_hung_server_sigstop() {
         &format!(
             "{} scrapes while hung, slowest {:.2} s; errors{{slowish}} deadline {} timeout {}; pool open while hung {:?} (max {max}); \
              recovered {recovered} in {:.1} s; pool open after {open_after}, exporter backends after {backends}; \
-             probe error while hung: {}",
+             probe errors counted while hung {probe_errors}; probe error logged: {}",
             times.len(),
             slowest.as_secs_f64(),
             error_count(&last, "slowish", "deadline"),
@@ -292,6 +293,7 @@ fn fault_03_hung_server_sigstop() {
         "the hung query must be cut by the client-side bound: {logs_frozen}"
     );
     assert!(!unreachable.is_empty(), "the probe never gave up while the server was hung: {logs_frozen}");
+    assert!(probe_errors >= 1.0, "runbook_exporter_probe_errors_total did not count the hung server's probes");
     assert!(open_seen.iter().all(|o| *o <= max), "{open_seen:?} > {max}");
     assert!(recovered, "no recovery within 20 s of SIGCONT: {}", exporter.logs());
     assert!(open_after <= max);
@@ -340,6 +342,8 @@ fn fault_04_max_connections_exhausted() {
     let (status, full, _, took) = prom_scrape(&base, "3");
     let logs_full = exporter.logs();
     let kind_connection = error_count(&full, "quick", "connection");
+    let probe_connection = value_or_nan(&full, "runbook_exporter_probe_errors_total", &[("kind", "connection")]);
+    let probe_before = value_or_nan(&m, "runbook_exporter_probe_errors_total", &[("kind", "connection")]);
     let held_count = held.len();
     drop(held);
     let freed = Instant::now();
@@ -351,11 +355,12 @@ fn fault_04_max_connections_exhausted() {
     record(
         "fault_04_max_connections_exhausted",
         "max_connections (5, none reserved) filled by other clients; exporter role has pg_monitor only",
-        "scrape answers at once with pg_up 0 and query_success 0, the log names SQLSTATE 53300; recovery once slots free up",
+        "scrape answers at once with pg_up 0, query_success 0 and runbook_exporter_probe_errors_total{kind=connection} \
+         counting the refusal; the log names SQLSTATE 53300; recovery once slots free up",
         &format!(
             "held {held_count} connections, next refused with \"{refusal}\"; scrape {:.3} s: pg_up {}, quick {}; \
-             errors{{quick,connection}} {kind_connection} (a refused connection is not counted as a query error: \
-             only pg_up says it); recovered {recovered} in {:.1} s",
+             probe_errors{{kind=connection}} {probe_before} -> {probe_connection}; errors{{quick,connection}} \
+             {kind_connection} (the query did not run: it is not a query error); recovered {recovered} in {:.1} s",
             took.as_secs_f64(),
             value_or_nan(&full, "pg_up", &[]),
             success(&full, "quick"),
@@ -367,6 +372,11 @@ fn fault_04_max_connections_exhausted() {
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(value_or_nan(&full, "pg_up", &[]), 0.0);
     assert_eq!(success(&full, "quick"), 0.0);
+    assert!(
+        probe_connection > probe_before,
+        "no kind=connection signal for the refused connection: runbook_exporter_probe_errors_total{{kind=\"connection\"}} \
+         {probe_before} -> {probe_connection}"
+    );
     assert!(
         logs_full.contains("53300")
             || logs_full.contains("too many clients")
@@ -959,6 +969,10 @@ fn fault_09_config_file_broken_before_reload() {
         if let Some(missing) = expected.iter().find(|e| !body.contains(*e)) {
             failures.push(format!("{name}: error does not say {missing:?}: {body}"));
         }
+        let parts: Vec<&str> = first_line.split(": ").collect();
+        if parts.windows(2).any(|w| w[0] == w[1]) {
+            failures.push(format!("{name}: the error repeats its cause: {first_line:?}"));
+        }
         bodies.push(body);
         restore();
     }
@@ -966,7 +980,7 @@ fn fault_09_config_file_broken_before_reload() {
     record(
         "fault_09_config_file_broken_before_reload",
         "catalogue deleted / replaced by a directory / dangling symlink / chmod 000 (exporter as nobody) / 100 MB / YAML alias bombs, then POST /-/reload",
-        "each reload is refused with HTTP 500 in < 2 s and an error naming the file and the cause; the running configuration is \
+        "each reload is refused with HTTP 500 in < 2 s and an error naming the file and the cause (once); the running configuration is \
          still served and runbook_exporter_config_last_reload_successful is 0; a good file reloads afterwards",
         &format!("{}; RSS before {} MiB, peak {} MiB", results.join("; "), rss_before / 1024, peak / 1024),
     );
@@ -1034,6 +1048,12 @@ fn fault_09b_config_replaced_by_a_fifo() {
          the loader opens the FIFO for reading and blocks until a writer appears"
     );
     assert!(matches!(reply, Reply::Answer(500, _)), "{reply:?}");
+    if let Reply::Answer(_, body) = &reply {
+        let cause = body.lines().nth(1).unwrap_or_default();
+        let parts: Vec<&str> = cause.split(": ").collect();
+        assert!(!parts.windows(2).any(|w| w[0] == w[1]), "the error repeats its cause: {cause:?}");
+        assert!(cause.contains("cannot read catalogue"), "{body}");
+    }
     scan_exporter(&base, &exporter.logs(), &[]);
 }
 
