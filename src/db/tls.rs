@@ -50,9 +50,9 @@ pub fn client_config(mode: SslMode, root_cert: Option<&Path>) -> Result<Option<r
             use rustls::pki_types::pem::PemObject;
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+                .map_err(|e| format!("sslrootcert (the file named in the connection string): {e}"))?;
             for cert in certs {
-                roots.add(cert).map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| format!("sslrootcert (the file named in the connection string): {e}"))?;
             }
             Some(Arc::new(roots))
         }
