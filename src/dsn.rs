@@ -55,12 +55,12 @@ pub enum Error {
         reason: String,
     },
     /// The password file could not be read.
-    #[error("cannot read password file {path}: {source}")]
+    #[error("cannot read password file {path}: {cause}")]
     PasswordFile {
         /// The file.
         path: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (part of the message, said once).
+        cause: std::io::Error,
     },
 }
 
@@ -123,7 +123,7 @@ pub fn resolve(source: &Source<'_>) -> Result<Database, Error> {
         && let Some(path) = source.password_file
     {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::PasswordFile { path: path.display().to_string(), source: e })?;
+            .map_err(|e| Error::PasswordFile { path: path.display().to_string(), cause: e })?;
         config.password(text.trim_end_matches(['\n', '\r']));
     }
     if config.get_application_name().is_none() {

@@ -247,12 +247,12 @@ pub struct Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read.
-    #[error("{file}: cannot read catalogue: {source}")]
+    #[error("{file}: cannot read catalogue: {cause}")]
     Io {
         /// The path as given.
         file: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (part of the message, not a separate source, so it is said once).
+        cause: std::io::Error,
     },
     /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{file}: catalogue is larger than {limit} bytes, refusing to parse it")]
@@ -295,12 +295,12 @@ fn render_diagnostics(file: &str, diagnostics: &[Diagnostic]) -> String {
 /// Reads and validates the catalogue at `path`.
 pub fn load(path: &Path) -> Result<Catalogue, Error> {
     let file = path.display().to_string();
-    let io = |source| Error::Io { file: file.clone(), source };
+    let io = |cause| Error::Io { file: file.clone(), cause };
     // Opening a FIFO or a device would block or never end: only regular files are read.
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
         let kind = if meta.is_dir() { "a directory" } else { "not a regular file" };
-        return Err(Error::Io { file, source: std::io::Error::other(kind) });
+        return Err(Error::Io { file, cause: std::io::Error::other(kind) });
     }
     let handle = std::fs::File::open(path).map_err(io)?;
     // Read at most one byte past the limit so a huge file is refused without reading it whole.
