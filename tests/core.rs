@@ -125,6 +125,7 @@ fn failing_queries_only_lose_their_own_metrics() {
     }
     assert!(!m.has("broken_syntax") && !m.has("broken_missing") && !m.has("broken_column"));
     assert_eq!(m.get("runbook_exporter_query_success", &[("query", "items")]), 1.0);
+    assert!(eventually(Duration::from_secs(5), || exporter.logs().contains("is not in the result")));
     let logs = exporter.logs();
     assert!(logs.contains("query=missing") && logs.contains("no_such_table"), "{logs}");
     assert!(logs.contains("is not in the result"), "{logs}");
@@ -177,7 +178,12 @@ queries:
     let exporter = Exporter::start(catalogue, &db.url, &[]);
     let m = exporter.metrics();
     assert_eq!(m.get("runbook_exporter_query_errors_total", &[("query", "destructive"), ("kind", "sql")]), 1.0);
-    assert!(exporter.logs().contains("25006"), "expected read_only_sql_transaction: {}", exporter.logs());
+    // The log line travels through a pipe to the test's reader thread: wait for it.
+    assert!(
+        eventually(Duration::from_secs(5), || exporter.logs().contains("25006")),
+        "expected read_only_sql_transaction: {}",
+        exporter.logs()
+    );
     let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
     assert_eq!(n, 3);
 }
