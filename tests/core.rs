@@ -336,6 +336,7 @@ queries:
     assert_eq!(m.find("within_value", &[]).len(), 100);
     assert_eq!(m.get("runbook_exporter_query_success", &[("query", "within")]), 1.0);
     // One JSON object per line, with the target and query named.
+    assert!(eventually(Duration::from_secs(5), || exporter.logs().contains("\"query\":\"runaway\"")));
     let failure = exporter.logs().lines().find(|l| l.contains("\"query\":\"runaway\"")).map(str::to_owned);
     let failure = failure.unwrap_or_else(|| panic!("no JSON failure line: {}", exporter.logs()));
     let v: serde_json::Value = serde_json::from_str(&failure).unwrap();

@@ -49,7 +49,9 @@ fn reload_applies_a_good_file_and_keeps_the_running_one_on_a_bad_file() {
     let m = exporter.metrics();
     assert_eq!(m.get("second_metric", &[]), 1.0, "the running configuration must stay");
     assert_eq!(m.get("runbook_exporter_config_last_reload_successful", &[]), 0.0);
-    assert!(exporter.logs().contains("reload failed; keeping the running configuration"));
+    assert!(eventually(Duration::from_secs(5), || exporter
+        .logs()
+        .contains("reload failed; keeping the running configuration")));
 
     std::fs::write(&exporter.config, catalogue("third_metric")).unwrap();
     support::signal(exporter.pid(), "HUP");

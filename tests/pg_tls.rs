@@ -72,7 +72,10 @@ fn require_encrypts_and_verify_full_checks_the_host_name() {
             }
             None => {
                 assert_eq!(m.get("pg_up", &[]), 0.0, "{case}: must refuse the certificate");
-                assert!(exporter.logs().contains("database unreachable"), "{case}: {}", exporter.logs());
+                let logged = support::eventually(std::time::Duration::from_secs(5), || {
+                    exporter.logs().contains("database unreachable")
+                });
+                assert!(logged, "{case}: {}", exporter.logs());
             }
         }
         assert!(!exporter.logs().contains(PASSWORD));
