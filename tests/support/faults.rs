@@ -71,36 +71,29 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let reply = match req.call() {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                match resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string() {
-                    Ok(body) => Reply::Answer(status, body),
-                    Err(ureq::Error::Timeout(_)) => Reply::Hang,
-                    Err(e) => Reply::Broken(e.to_string()),
-                }
-            }
-            Err(ureq::Error::Timeout(_)) => Reply::Hang,
-            Err(e) => Reply::Broken(e.to_string()),
-        };
-        (reply, start.elapsed())
+        (reply(req.call(), 64 * 1024 * 1024), start.elapsed())
     }
 
     pub fn post(&self, url: &str) -> (Reply, Duration) {
         let start = Instant::now();
-        let reply = match self.agent.post(url).send_empty() {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                match resp.body_mut().read_to_string() {
-                    Ok(body) => Reply::Answer(status, body),
-                    Err(ureq::Error::Timeout(_)) => Reply::Hang,
-                    Err(e) => Reply::Broken(e.to_string()),
-                }
+        // ureq's default body limit for reload answers (10 MiB).
+        (reply(self.agent.post(url).send_empty(), 10 * 1024 * 1024), start.elapsed())
+    }
+}
+
+/// A response read to the end (up to `limit` bytes), a hang (client timeout) or a broken connection.
+fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, limit: u64) -> Reply {
+    match result {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            match resp.body_mut().with_config().limit(limit).read_to_string() {
+                Ok(body) => Reply::Answer(status, body),
+                Err(ureq::Error::Timeout(_)) => Reply::Hang,
+                Err(e) => Reply::Broken(e.to_string()),
             }
-            Err(ureq::Error::Timeout(_)) => Reply::Hang,
-            Err(e) => Reply::Broken(e.to_string()),
-        };
-        (reply, start.elapsed())
+        }
+        Err(ureq::Error::Timeout(_)) => Reply::Hang,
+        Err(e) => Reply::Broken(e.to_string()),
     }
 }
 
