@@ -18,6 +18,16 @@ fn main() {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=RUNBOOK_EXPORTER_REVISION={revision}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Rebuild when HEAD moves. Ask git where its files are: in a worktree `.git` is a file, and a path
+    // that does not exist would make cargo rerun this script (and relink) on every build.
+    let paths = Command::new("git")
+        .args(["rev-parse", "--git-path", "HEAD", "--git-path", "refs/heads", "--git-path", "packed-refs"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    for path in paths.lines().filter(|p| std::path::Path::new(p).exists()) {
+        println!("cargo:rerun-if-changed={path}");
+    }
 }

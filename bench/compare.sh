@@ -43,11 +43,8 @@
 # every loop is bounded, and everything started here is stopped on exit.
 set -euo pipefail
 
-bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$bench/.." && pwd)
-
-say() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '[compare] error: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=compare
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 # --- Options ------------------------------------------------------------------
 
@@ -110,25 +107,9 @@ fi
 # --- Cleanup --------------------------------------------------------------------
 
 tmp=
-data=
-PG_BIN=${PG_BIN:-}
 exporter_pid=
 sampler_pid=
 wrk_pid=
-as_server_user=()
-server() { (cd / && "${as_server_user[@]}" "$@"); }
-
-stop_pid() { # pid: TERM, up to 10 s, then KILL
-    local pid=$1
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local status=$?
@@ -140,10 +121,9 @@ cleanup() {
         say "stopping exporter (pid $exporter_pid)"
         stop_pid "$exporter_pid"
     fi
-    if [[ -n $data && -f $data/postmaster.pid ]]; then
+    if [[ -n $PG_PID ]]; then
         say "stopping PostgreSQL"
-        server "$PG_BIN/pg_ctl" stop -D "$data" -m fast -w -t 30 >/dev/null 2>&1 \
-            || server "$PG_BIN/pg_ctl" stop -D "$data" -m immediate -w >/dev/null 2>&1
+        pg_stop
     fi
     if [[ -n $tmp && -d $tmp ]]; then
         if [[ $keep == 1 ]]; then
@@ -160,20 +140,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- Tools ------------------------------------------------------------------------
-
-apt_updated=0
-need_deb() { # package command
-    command -v "$2" >/dev/null 2>&1 && return 0
-    [[ $EUID -eq 0 ]] || die "$2 is missing: install the Debian package $1"
-    if [[ $apt_updated == 0 ]]; then
-        say "apt-get update"
-        apt-get update -qq >/dev/null
-        apt_updated=1
-    fi
-    say "installing $1"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-    command -v "$2" >/dev/null 2>&1 || die "$1 installed but $2 not found"
-}
 
 need_deb curl curl
 need_deb wrk wrk
@@ -206,22 +172,11 @@ fi
 rb_bin=${CARGO_TARGET_DIR:-$repo/target}/release/runbook-exporter
 [[ -x $rb_bin ]] || die "no $rb_bin (run cargo build --release)"
 
-if [[ -z $PG_BIN ]]; then
-    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-fi
-[[ -n $PG_BIN && -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] || die "no PostgreSQL server binaries: set PG_BIN"
-PSQL=$PG_BIN/psql
-[[ -x $PSQL ]] || PSQL=$(command -v psql) || die "no psql"
-if [[ $EUID -eq 0 ]]; then
-    id -u postgres >/dev/null 2>&1 || die "running as root but there is no postgres user"
-    as_server_user=(runuser -u postgres --)
-fi
+pg_find_bin || die "no PostgreSQL server binaries: set PG_BIN"
+pg_find_psql || die "no psql"
 
 mkdir -p "$res"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/runbook-bench.XXXXXX")
-chmod 755 "$tmp"
-[[ $EUID -eq 0 ]] && chown postgres "$tmp"
-data=$tmp/data
 
 # The peers' configs must be the catalogue's translation.
 "$py" "$bench/peers/gen_peers.py" "$repo/queries.yaml" "$tmp/peers" 2>/dev/null
@@ -266,34 +221,12 @@ meta cold_starts "$cold_n"
 
 # --- PostgreSQL ------------------------------------------------------------------------
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 20000))
-        port_in_use "$p" || { echo "$p"; return 0; }
-    done
-    die "no free port found"
-}
-
 say "initdb ($("$PG_BIN/postgres" --version))"
-server "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >"$tmp/initdb.log" 2>&1 \
-    || { cat "$tmp/initdb.log" >&2; die "initdb failed"; }
 pg_settings="shared_preload_libraries=pg_stat_statements shared_buffers=512MB max_connections=100 (other settings: defaults)"
 meta pg_settings "$pg_settings"
-pg_port=
-for _ in 1 2 3 4 5; do
-    candidate=$(free_port)
-    if server "$PG_BIN/pg_ctl" start -D "$data" -l "$tmp/postgres.log" -w -t 60 -o "\
--c listen_addresses=127.0.0.1 -c port=$candidate -c unix_socket_directories=$tmp \
--c shared_preload_libraries=pg_stat_statements -c shared_buffers=512MB -c max_connections=100 \
--c log_min_messages=warning" >/dev/null 2>&1; then
-        pg_port=$candidate
-        break
-    fi
-    tail -n 5 "$tmp/postgres.log" >&2 || true
-done
-[[ -n $pg_port ]] || die "PostgreSQL did not start (log: $tmp/postgres.log)"
+pg_start "$tmp" -c shared_preload_libraries=pg_stat_statements -c shared_buffers=512MB -c max_connections=100 \
+    -c log_min_messages=warning || die "PostgreSQL did not start (log: $tmp/postgres.log)"
+pg_port=$PG_PORT
 say "PostgreSQL on 127.0.0.1:$pg_port"
 
 db_url=postgres://postgres@127.0.0.1:$pg_port/ignition
@@ -330,10 +263,31 @@ SQL
 
 # --- Each catalogue query alone -------------------------------------------------------
 
-"$py" "$bench/report.py" sql "$repo/queries.yaml" runbook "$tmp/sql/runbook"
-"$py" "$bench/report.py" sql "$bench/peers/postgres_exporter.yaml" postgres_exporter "$tmp/sql/postgres_exporter"
-"$py" "$bench/report.py" sql "$bench/peers/query_exporter.yaml" query_exporter "$tmp/sql/query_exporter"
-"$py" - "$repo/queries.yaml" >"$res/ttls.tsv" <<'PY'
+# The queries this server runs: `check` says which ones the exporter skips here (server version, primary or
+# standby). They are left out of the timing, the queryids and the peers' configs, where they would fail on
+# every scrape; runbook-exporter itself runs the whole catalogue and skips them.
+DATABASE_URL=postgres://bench_timing@127.0.0.1:$pg_port/ignition \
+    "$rb_bin" check --config.file "$repo/queries.yaml" --output json >"$res/check.json" 2>"$res/check.log" || true
+"$py" - "$res/check.json" "$repo/queries.yaml" "$tmp/queries-here.yaml" >"$res/skipped.tsv" <<'PY' \
+    || die "check did not report on the catalogue: $res/check.log"
+import json, sys, yaml
+report = json.load(open(sys.argv[1]))
+skipped = {q["name"]: q["status"] for t in report["targets"] for q in t["queries"] if q["status"].startswith("skipped")}
+catalogue = yaml.safe_load(open(sys.argv[2]))
+catalogue["queries"] = {n: q for n, q in catalogue["queries"].items() if n not in skipped}
+yaml.safe_dump(catalogue, open(sys.argv[3], "w"), sort_keys=False)
+for name, status in skipped.items():
+    print(f"{name}\t{status}")
+PY
+if [[ -s $res/skipped.tsv ]]; then
+    issue "left out of the timing and the peers' configs (runbook-exporter skips them on this server): $(
+        awk -F '\t' '{printf "%s%s (%s)", (NR > 1 ? ", " : ""), $1, $2}' "$res/skipped.tsv")"
+fi
+"$py" "$bench/peers/gen_peers.py" "$tmp/queries-here.yaml" "$tmp/peers-here" 2>/dev/null
+"$py" "$bench/report.py" sql "$tmp/queries-here.yaml" runbook "$tmp/sql/runbook"
+"$py" "$bench/report.py" sql "$tmp/peers-here/postgres_exporter.yaml" postgres_exporter "$tmp/sql/postgres_exporter"
+"$py" "$bench/report.py" sql "$tmp/peers-here/query_exporter.yaml" query_exporter "$tmp/sql/query_exporter"
+"$py" - "$tmp/queries-here.yaml" >"$res/ttls.tsv" <<'PY'
 import sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))
 d = (c.get("defaults") or {}).get("ttl", "0s")
@@ -388,7 +342,7 @@ ticks_of() { # pid...: utime + stime summed, clock ticks (processes gone are ski
 
 cpu_ticks() { # exporter_pid outfile: "exporter system_busy postgres children" in clock ticks
     local pm sys kids
-    pm=$(head -n 1 "$data/postmaster.pid")
+    pm=$PG_PID
     # user + nice + system: irq/softirq time (loopback traffic of the run itself) and steal are left out.
     sys=$(head -n 1 /proc/stat | awk '{print $2 + $3 + $4}')
     # This shell's waited-for children (wrk, curl, the psql sampler): cutime + cstime.
@@ -433,14 +387,14 @@ start_exporter() { # name port log
         postgres_exporter)
             cmd=(env "DATA_SOURCE_NAME=postgresql://$role@$dsn_host/ignition?sslmode=disable&application_name=postgres_exporter"
                  prometheus-postgres-exporter --web.listen-address="127.0.0.1:$port"
-                 --extend.query-path="$bench/peers/postgres_exporter.yaml"
+                 --extend.query-path="$tmp/peers-here/postgres_exporter.yaml"
                  --disable-default-metrics --disable-settings-metrics
                  --no-collector.database --no-collector.bgwriter)
             ;;
         query_exporter)
             cmd=(env "QE_DATABASE_DSN=postgresql+psycopg2://$role@$dsn_host/ignition?application_name=query-exporter"
                  PROMETHEUS_DISABLE_CREATED_SERIES=True
-                 "$venv/bin/query-exporter" --config "$bench/peers/query_exporter.yaml" -H 127.0.0.1 -p "$port")
+                 "$venv/bin/query-exporter" --config "$tmp/peers-here/query_exporter.yaml" -H 127.0.0.1 -p "$port")
             ;;
     esac
     "${cmd[@]}" >>"$log" 2>&1 &
@@ -448,7 +402,7 @@ start_exporter() { # name port log
     # Wait (up to 30 s) until the port accepts connections.
     for _ in $(seq 1 600); do
         kill -0 "$exporter_pid" 2>/dev/null || { tail -n 20 "$log" >&2; die "$name exited at start (log: $log)"; }
-        port_in_use "$port" && return 0
+        pg_port_in_use "$port" && return 0
         sleep 0.05
     done
     die "$name did not listen on 127.0.0.1:$port within 30 s (log: $log)"
@@ -506,7 +460,7 @@ measure_exporter() { # name
     mkdir -p "$d"
     queryids "$name" "$d/queryids.tsv"
     wait_for_idle "$name"
-    port=$(free_port)
+    port=$(pg_free_port) || die "no free port found"
     say "== $name on 127.0.0.1:$port (role $role, CPUs $(grep "^${name}_busy_before=" "$res/meta.txt" | tail -n 1 | cut -d= -f2)% busy before)"
     # Cold scrapes: the first scrape once the port is open, over $cold_n
     # starts; the last start goes on into the measurements.

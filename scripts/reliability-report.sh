@@ -2,10 +2,10 @@
 # Runs the fault-injection suite and the fuzz properties, and writes
 # docs/reliability.md from what they print:
 #
-#   cargo test --test faults -- --nocapture --test-threads=1
+#   cargo test --test it faults:: -- --nocapture --test-threads=1
 #       each test prints RELIABILITY|test|fault|asserts|numbers before asserting;
 #       cargo's own "test NAME ... ok/FAILED" gives the result, the panic message the reason.
-#   cargo test --test fuzz                  (proptest on stable; FUZZ_CASES cases per property)
+#   cargo test --test it fuzz::             (proptest on stable; FUZZ_CASES cases per property)
 #   target/fuzz-summary-*.tsv               (from scripts/fuzz.sh, if it was run on this machine)
 #
 #   scripts/reliability-report.sh            # writes docs/reliability.md
@@ -29,15 +29,15 @@ if [ -n "${REUSE_LOGS:-}" ] && [ -s "$faults_log" ] && [ -s "$fuzz_log" ]; then
 else
   cargo build --tests --quiet 2>/dev/null || cargo build --tests
 
-  echo "reliability-report: running tests/faults.rs (about 2 minutes)" >&2
+  echo "reliability-report: running it::faults (about 2 minutes)" >&2
   start=$(date +%s)
-  RUST_BACKTRACE=0 cargo test --test faults -- --nocapture --test-threads=1 >"$faults_log" 2>&1
+  RUST_BACKTRACE=0 cargo test --test it faults:: -- --nocapture --test-threads=1 >"$faults_log" 2>&1
   faults_status=$?
   faults_took=$(($(date +%s) - start))
 
-  echo "reliability-report: running tests/fuzz.rs" >&2
+  echo "reliability-report: running it::fuzz" >&2
   start=$(date +%s)
-  RUST_BACKTRACE=0 cargo test --test fuzz >"$fuzz_log" 2>&1
+  RUST_BACKTRACE=0 cargo test --test it fuzz:: >"$fuzz_log" 2>&1
   fuzz_status=$?
   fuzz_took=$(($(date +%s) - start))
   revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -60,7 +60,7 @@ def esc(s):
 
 results = {}
 # With --nocapture a test's own output sits between "test NAME ... " and its result line.
-for m in re.finditer(r"^test (\w+) \.\.\. (.*)$", faults, re.M):
+for m in re.finditer(r"^test (?:faults::)?(\w+) \.\.\. (.*)$", faults, re.M):
     name, rest = m.group(1), m.group(2).strip()
     if rest in ("ok", "FAILED", "ignored"):
         results[name] = rest
@@ -69,11 +69,16 @@ for m in re.finditer(r"^test (\w+) \.\.\. (.*)$", faults, re.M):
     results[name] = r.group(1) if r else "did not finish"
 
 rows = {}
-for m in re.finditer(r"^(?:test \w+ \.\.\. )?RELIABILITY\|([^|]*)\|([^|]*)\|([^|]*)\|(.*)$", faults, re.M):
+# With --nocapture a test's first line of output follows "test faults::NAME ... " on the same line.
+for m in re.finditer(r"^(?:test (?:faults::)?\w+ \.\.\. )?RELIABILITY\|([^|]*)\|([^|]*)\|([^|]*)\|(.*)$", faults, re.M):
     rows[m.group(1)] = (m.group(2), m.group(3), m.group(4))
 
+# security_03's medians: AUTH_TIMING|cost|requests|unknown median|p10|p90|known median|p10|p90|dummy checks|user checks
+auth = re.search(r"^(?:test (?:faults::)?\w+ \.\.\. )?AUTH_TIMING\|(.*)$", faults, re.M)
+auth = auth.group(1).split("|") if auth else None
+
 panics = {}
-for m in re.finditer(r"^thread '(\w+)' \(\d+\) panicked at ([^\n]*):\n(.*?)(?=^note:|^stack backtrace:|^test |^RELIABILITY|^thread '|^(?:ok|FAILED)$|\Z)", faults, re.M | re.S):
+for m in re.finditer(r"^thread '(?:faults::)?(\w+)' \(\d+\) panicked at ([^\n]*):\n(.*?)(?=^note:|^stack backtrace:|^test |^RELIABILITY|^thread '|^(?:ok|FAILED)$|\Z)", faults, re.M | re.S):
     msg = m.group(3).strip()
     lines = msg.splitlines()
     short = "\n".join(lines[:4])
@@ -93,12 +98,12 @@ out.append(
     f"{os.environ['RUSTC']}). Do not edit by hand: rerun the script.\n"
 )
 out.append(
-    "Each fault is injected into a real PostgreSQL started by the test (`tests/faults.rs`, helpers in "
-    "`tests/support/faults.rs`); the exporter is the real binary (debug build) on loopback. "
+    "Each fault is injected into a real PostgreSQL started by the test (`tests/it/faults.rs`, harness in "
+    "`tests/it/support/`); the exporter is the real binary (debug build) on loopback. "
     "The numbers are what the test measured on this run.\n"
 )
 out.append(f"**{passed} passed, {len(failed)} failed** in {os.environ['FAULTS_TOOK']} s "
-           "(`cargo test --test faults -- --nocapture --test-threads=1`).\n")
+           "(`cargo test --test it faults:: -- --nocapture --test-threads=1`).\n")
 out.append("| test | fault | what the test asserts | result | measured |")
 out.append("|---|---|---|---|---|")
 for n in names:
@@ -114,6 +119,29 @@ if failed:
         out.append(f"### `{n}`\n")
         out.append(f"Panicked at `{where}`:\n")
         out.append("```text\n" + msg + "\n```\n")
+
+out.append("## Basic auth: an unknown user and a wrong password take the same time\n")
+if auth and len(auth) == 10:
+    cost, n, u, u10, u90, k, k10, k90, dummy, user = auth
+    out.append(
+        f"From `security_03_basic_auth_timing_unknown_user_vs_wrong_password`: {n} requests of each kind, interleaved, "
+        f"against one user whose hash has bcrypt cost {cost}, on loopback (debug build, so bcrypt is slower than in a "
+        "release build). Each request is refused with 401. The test asserts which path ran, through "
+        "`runbook_exporter_http_auth_bcrypt_verifications_total{hash}`, never the times.\n"
+    )
+    out.append("| request | median (ms) | p10 (ms) | p90 (ms) | bcrypt checks counted |")
+    out.append("|---|---|---|---|---|")
+    out.append(f"| unknown user name | {u} | {u10} | {u90} | {dummy} against the dummy hash |")
+    out.append(f"| known user, wrong password | {k} | {k10} | {k90} | {user} against the user's hash |")
+    out.append("")
+    try:
+        out.append(f"Ratio of the medians (unknown / known): {float(u) / float(k):.2f}. Before issue 16 an unknown user "
+                   "was answered in about 1 ms and a wrong password in about 75 ms, which told an "
+                   "attacker which user names exist.\n")
+    except ZeroDivisionError:
+        pass
+else:
+    out.append("Not measured in this run (no AUTH_TIMING line from `security_03`).\n")
 
 out.append("## What the suite found\n")
 out.append(
@@ -136,6 +164,8 @@ for item in [
     "DSN errors quoted the input, password included, when the quoted piece was not the whole string (a mistyped "
     "scheme, a `\"` in the password, `sslmode=` or `sslrootcert=` values running into the password). "
     "`tests/fuzz-regressions/dsn/`, `dsn_error_for_a_mistyped_scheme_does_not_echo_the_password`.",
+    "Basic auth answered an unknown user name in about 1 ms and a known one with a wrong password in about 75 ms, "
+    "so response times told which user names exist. `security_03_basic_auth_timing_unknown_user_vs_wrong_password`.",
     "A `numeric` past f64's range with an inner zero digit group (`1.00000001e316`) decoded to NaN instead of "
     "+Inf. `numeric_past_the_f64_range_is_infinite_not_nan`.",
 ]:
@@ -145,11 +175,11 @@ out.append("")
 out.append("## Fuzzing\n")
 out.append("### Properties on stable (proptest, run by CI)\n")
 cases = os.environ.get("FUZZ_CASES", "2000")
-fres = re.findall(r"^test (\w+) \.\.\. (ok|FAILED)", fuzz, re.M)
+fres = re.findall(r"^test (?:fuzz::)?(\w+) \.\.\. (ok|FAILED)", fuzz, re.M)
 fsum = re.search(r"^test result: .*$", fuzz, re.M)
-out.append(f"`cargo test --test fuzz`, {cases} cases per property (`FUZZ_CASES` overrides), "
+out.append(f"`cargo test --test it fuzz::`, {cases} cases per property (`FUZZ_CASES` overrides), "
            f"{os.environ['FUZZ_TOOK']} s in all including the build check. "
-           "The properties are in `tests/support/fuzz_checks.rs`; shrunk failures are kept in "
+           "The properties are in `tests/it/support/fuzz_checks.rs`; shrunk failures are kept in "
            "`tests/fuzz-regressions/proptest/` and replayed first.\n")
 out.append("| property | result |")
 out.append("|---|---|")
@@ -172,7 +202,7 @@ if summaries:
     out.append("")
     out.append("From `target/fuzz-summary-<target>.tsv` of the last `scripts/fuzz.sh` run of each target on this machine. "
                "Crash inputs are kept in `tests/fuzz-regressions/<target>/` and replayed on stable by "
-               "`cargo test --test fuzz` (`regressions_replay`).\n")
+               "`cargo test --test it fuzz::` (`regressions_replay`).\n")
 else:
     out.append("Not run on this machine (`scripts/fuzz.sh` needs a nightly toolchain).\n")
 

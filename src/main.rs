@@ -2,18 +2,23 @@
 //! Start-up errors (bad catalogue, bad URL) end the process with a message on stderr.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use runbook_exporter::cli::{Args, Command, LogFormat, listen_addresses};
-use runbook_exporter::exposition::{self, Format, Process};
-use runbook_exporter::http::{self, AppState};
-use runbook_exporter::targets::Loader;
-use runbook_exporter::web::{self, Auth, WebConfig};
-use runbook_exporter::{check, db, engine};
+use runbook_exporter::cli::{Args, CheckOutput, Command, LogFormat, listen_addresses};
+use runbook_exporter::config::libpq::Env;
+use runbook_exporter::config::{self, PoolSettings, Sources, web};
+use runbook_exporter::engine::{self, LoadError, Running};
+use runbook_exporter::exposition::{self, Endpoint, Format, Process};
+use runbook_exporter::http::stats::{HttpCounts, HttpStats};
+use runbook_exporter::http::{self, AppState, server};
+use runbook_exporter::{catalogue, check, defaults};
+
+/// When the process started, for `process_start_time_seconds`.
+static STARTED_AT: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
 
 fn main() -> std::process::ExitCode {
+    STARTED_AT.get_or_init(http::unix_now);
     let args = Args::parse();
     init_logging(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -26,7 +31,9 @@ fn main() -> std::process::ExitCode {
     let outcome = match args.command.clone() {
         None => runtime.block_on(serve(args)),
         Some(Command::Once) => runtime.block_on(once(args)),
-        Some(Command::Check { explain }) => runtime.block_on(check_command(args, explain)),
+        Some(Command::Check { explain, offline, output }) => {
+            runtime.block_on(check_command(&args, explain, offline, output))
+        }
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -40,7 +47,9 @@ fn main() -> std::process::ExitCode {
 fn init_logging(args: &Args) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level.directive()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // No module path in log lines: it means nothing to an operator, and in JSON its "target" key
+    // would clash with the exporter's own `target` field (the database a line is about).
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     if args.log_format == LogFormat::Json {
         builder.json().flatten_event(true).init();
     } else {
@@ -48,15 +57,15 @@ fn init_logging(args: &Args) {
     }
 }
 
-fn loader(args: &Args) -> Loader {
-    Loader {
+fn sources(args: &Args) -> Sources {
+    Sources {
         config_file: args.config_file.clone(),
         database_url: args.database_url.clone(),
         password_file: args.password_file.clone(),
-        default_user: std::env::var("PGUSER").or_else(|_| std::env::var("USER")).ok(),
-        pool: db::PoolSettings {
+        env: Env::from_process(),
+        pool: PoolSettings {
             max_size: usize::from(args.max_connections),
-            wait_timeout: args.connect_timeout + Duration::from_secs(5),
+            wait_timeout: args.connect_timeout + defaults::POOL_WAIT_MARGIN,
             connect_timeout: args.connect_timeout,
         },
     }
@@ -68,57 +77,94 @@ fn process() -> Process {
         revision: runbook_exporter::REVISION,
         last_reload_ok: true,
         last_reload_success: http::unix_now(),
+        started_at: *STARTED_AT.get_or_init(http::unix_now),
+        resources: None,
+        http: HttpCounts::default(),
     }
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let loader = loader(&args);
-    let running = loader.load(None)?;
+    let sources = sources(&args);
+    let running = Running::load(&sources, None)?;
     for t in &running.targets {
-        tracing::info!(target_name = %t.name, database = %t.masked_dsn, "target");
+        // Connections are opened now, not inside the first scrape.
+        t.warm();
+        tracing::info!(target = %t.name, database = %t.masked_dsn, "target");
     }
     tracing::info!(catalogue = %running.catalogue.source, queries = running.catalogue.queries.len(), "catalogue loaded");
-    let web_config = match &args.web_config_file {
-        Some(path) => WebConfig::load(path)?,
-        None => WebConfig::default(),
+    let web = match &args.web_config_file {
+        Some(path) => web::load(path)?,
+        None => web::Web::default(),
     };
-    let tls = web_config.tls_acceptor()?;
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
+    let stats = Arc::new(HttpStats::default());
     let settings = http::Settings {
         telemetry_path: args.telemetry_path.clone(),
         scrape_timeout: args.scrape_timeout,
         max_concurrent_scrapes: args.max_concurrent_scrapes,
-        auth: Auth::new(web_config.basic_auth_users),
+        web_config_file: args.web_config_file.clone(),
     };
-    let state = AppState::new(running, loader, process(), settings);
+    let state = AppState::new(running, sources, process(), settings, stats.clone(), web);
     spawn_sighup_reloader(state.clone());
+    let tls = state.tls();
+    let router = http::app(state);
     let listener = bind(&args.listen_address).await?;
     let address = listener.local_addr().context("listener has no local address")?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%address, scheme, path = %args.telemetry_path, "listening");
-    web::serve(listener, http::app(state), tls, shutdown_signal()).await;
+    server::serve(listener, router, tls, stats, shutdown_signal()).await;
     Ok(())
 }
 
 /// One scrape of every target, printed in the classic text format.
 async fn once(args: Args) -> anyhow::Result<()> {
-    let running = loader(&args).load(None)?;
-    let budget = args.scrape_timeout.unwrap_or_else(|| {
-        running.catalogue.queries.iter().map(|q| q.timeout).max().unwrap_or(Duration::from_secs(5)) + db::CLIENT_MARGIN
-    });
+    let running = Running::load(&sources(&args), None)?;
+    let budget = args.scrape_timeout.unwrap_or_else(|| engine::default_budget(&running.catalogue));
     let deadline = tokio::time::Instant::now() + budget;
-    let snapshot = engine::scrape(&running.catalogue, &running.targets, deadline).await;
-    print!("{}", exposition::encode(&snapshot, &process(), Format::PrometheusText));
+    let snapshot = engine::scrape(&running.catalogue, &running.targets, &running.files, deadline).await;
+    let process = Process { resources: runbook_exporter::procfs::read(), ..process() };
+    stdout(&exposition::encode(&snapshot, &process, Format::PrometheusText, Endpoint::Metrics));
     Ok(())
 }
 
-async fn check_command(args: Args, explain: bool) -> anyhow::Result<()> {
-    let running = loader(&args).load(None)?;
-    let report = check::run(&running, explain).await;
-    print!("{}", report.text);
+async fn check_command(args: &Args, explain: bool, offline: bool, output: CheckOutput) -> anyhow::Result<()> {
+    let file = args.config_file.display().to_string();
+    let loaded = Running::load(&sources(args), None);
+    let running = match (loaded, output) {
+        (Ok(running), _) => running,
+        (Err(e), CheckOutput::Text) => return Err(e.into()),
+        (Err(e), CheckOutput::Json) => {
+            let diagnostics = match &e {
+                LoadError::Config(config::Error::Catalogue(catalogue::Error::Invalid { diagnostics, .. })) => {
+                    Some(diagnostics.as_slice())
+                }
+                _ => None,
+            };
+            stdout(&(check::load_error_json(&file, &e, diagnostics) + "\n"));
+            anyhow::bail!("the configuration does not load");
+        }
+    };
+    let mut report = check::run(&running, explain, offline).await;
+    if let Some(path) = &args.web_config_file {
+        report.web_config = Some(path.display().to_string());
+        if let Err(e) = web::load(path) {
+            report.errors += 1;
+            report.problems.push(e.to_string());
+        }
+    }
+    match output {
+        CheckOutput::Text => stdout(&check::text(&report)),
+        CheckOutput::Json => stdout(&(check::json(&report) + "\n")),
+    }
     if report.errors > 0 {
         anyhow::bail!("check found {} error(s)", report.errors);
     }
     Ok(())
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error worth a panic.
+fn stdout(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn spawn_sighup_reloader(state: Arc<AppState>) {

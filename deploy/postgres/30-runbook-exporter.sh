@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs once, from /docker-entrypoint-initdb.d of the postgres image, after
 # 10-schema.sql and 20-seed.sql have loaded the Ignition demo data into
-# $POSTGRES_DB. It sets up what runbook-exporter needs:
+# $POSTGRES_DB. It sets up what runbook-exporter needs, following the one
+# role recipe in docs/operations.md#database-role (the password comes from
+# the compose secret instead of psql's interactive \password):
 #
 #   * the pg_stat_statements extension (the library is preloaded through the
 #     server's command line), emptied of what the seed left in it;

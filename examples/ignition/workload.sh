@@ -4,7 +4,8 @@
 # A small, bounded workload that keeps the Ignition demo database alive, so
 # that the exporter's connection, lock and application metrics move:
 #
-#   traffic  every 2 s: 5 log entries (about 1 in 12 an error), 3 page
+#   traffic  every 2 s: 5 log entries (about 1 in 50 an error, below
+#            HighErrorRate's 5 %), 3 page
 #            views, 5 touched session rows (dead rows for vacuum); every
 #            10 s a completed focus session; every 30 s the runbook's
 #            dashboard queries (they show up in pg_stat_statements)
@@ -17,6 +18,14 @@
 #            pg_connection_max_idle_in_transaction_seconds); in the first
 #            round and every 5th after it two sessions deadlock
 #            (pg_database_deadlocks_total)
+#   stall    after 30 s and then every 20 minutes, one session holds a
+#            row lock idle in transaction for 4.5 minutes while another
+#            waits for it: pg_lock_max_wait_seconds passes 60 s and stays
+#            there for over 2 minutes, so LockWaits pages
+#   burst    after 2 minutes and then every hour, 600 error entries within
+#            a minute ("payment provider timeout"): over 5 % of the
+#            hour's entries, so HighErrorRate pages for most of an hour
+#            (WORKLOAD_BURST=0 and WORKLOAD_STALL=0 leave them out)
 #
 # Connection: the argument, else $DATABASE_URL, else libpq's PG* variables.
 # It runs for WORKLOAD_DURATION seconds (default 7200) and stops earlier on
@@ -64,7 +73,7 @@ SELECT l.level, 'api',
                     WHEN 'warn' THEN 'slow request'
                     ELSE 'request completed' END,
        gen_random_uuid()
-FROM (SELECT CASE WHEN r < 0.08 THEN 'error' WHEN r < 0.2 THEN 'warn' ELSE 'info' END AS level
+FROM (SELECT CASE WHEN r < 0.02 THEN 'error' WHEN r < 0.14 THEN 'warn' ELSE 'info' END AS level
       FROM (SELECT random() AS r FROM generate_series(1, 5)) AS x) AS l;
 INSERT INTO activity_events (user_id, event_type, properties)
 SELECT id, 'page_view', '{"path": "/app/timer"}'
@@ -104,26 +113,32 @@ part_leak() {
     } | run_psql >/dev/null 2>&1
 }
 
+# lock_round EMAIL HOLD TIMEOUT HOLDER_APP: session HOLDER_APP locks the user
+# row of EMAIL and forgets to commit for HOLD seconds, while the API waits
+# for the same row (for up to TIMEOUT).
+lock_round() {
+    local holder
+    {
+        echo "SET application_name = '$4';"
+        echo "BEGIN;"
+        echo "UPDATE users SET updated_at = now() WHERE email = '$1';"
+        sleep "$2"
+        echo "COMMIT;"
+    } | run_psql >/dev/null 2>&1 &
+    holder=$!
+    sleep 2
+    run_psql -c "SET application_name = 'ignition-api'" \
+             -c "SET lock_timeout = '$3'" \
+             -c "UPDATE users SET last_login_at = now() WHERE email = '$1'" >/dev/null 2>&1
+    wait "$holder"
+}
+
 part_locks() {
-    local round=0 holder
+    local round=0
     nap 5
     while parent_alive; do
         round=$((round + 1))
-        # One session locks a row and forgets to commit for 20 s ...
-        {
-            echo "SET application_name = 'ignition-worker';"
-            echo "BEGIN;"
-            echo "UPDATE users SET updated_at = now() WHERE email = 'user4@example.com';"
-            sleep 20
-            echo "COMMIT;"
-        } | run_psql >/dev/null 2>&1 &
-        holder=$!
-        sleep 2
-        # ... while the API waits for the same row.
-        run_psql -c "SET application_name = 'ignition-api'" \
-                 -c "SET lock_timeout = '60s'" \
-                 -c "UPDATE users SET last_login_at = now() WHERE email = 'user4@example.com'" >/dev/null 2>&1
-        wait "$holder"
+        lock_round user4@example.com 20 60s ignition-worker
         if ((round % 5 == 1)); then
             # Two sessions update the same two rows in opposite order: the
             # deadlock detector cancels one of them after deadlock_timeout.
@@ -140,6 +155,30 @@ part_locks() {
             wait
         fi
         nap 16
+    done
+}
+
+part_stall() {
+    nap 30
+    while parent_alive; do
+        lock_round user5@example.com 270 5min ignition-report-job
+        nap 900
+    done
+}
+
+part_burst() {
+    local i
+    nap 120
+    while parent_alive; do
+        for ((i = 0; i < 20; i++)); do
+            parent_alive || exit 0
+            run_psql -c "SET application_name = 'ignition-api'" -c "
+INSERT INTO application_logs (level, logger, message, request_id)
+SELECT 'error', 'payments', 'payment provider timeout', gen_random_uuid()
+FROM generate_series(1, 30)" >/dev/null 2>&1
+            sleep 3
+        done
+        nap 3540
     done
 }
 
@@ -181,13 +220,16 @@ trap 'stop; exit 143' TERM
 trap stop EXIT
 
 self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
-for part in traffic leak locks; do
+part_names=(traffic leak locks)
+if [[ ${WORKLOAD_STALL:-1} != 0 ]]; then part_names+=(stall); fi
+if [[ ${WORKLOAD_BURST:-1} != 0 ]]; then part_names+=(burst); fi
+for part in "${part_names[@]}"; do
     # setsid: the part and everything it starts form one process group,
     # whose id is the part's pid, ended as a whole by stop().
     setsid bash "$self" __part "$part" "$conn" "$$" &
     parts+=("$!")
 done
-log "running for ${DURATION}s (parts: traffic, leak, locks; pids ${parts[*]}); Ctrl-C to stop"
+log "running for ${DURATION}s (parts: ${part_names[*]}; pids ${parts[*]}); Ctrl-C to stop"
 
 # Sleep in short steps so that a signal is handled at once.
 end=$((SECONDS + DURATION))

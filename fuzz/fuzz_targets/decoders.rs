@@ -1,9 +1,9 @@
 #![no_main]
 
-#[path = "../../tests/support/fuzz_checks.rs"]
-mod checks;
-#[path = "../../tests/support/openmetrics.rs"]
-mod openmetrics;
+#[path = "../shared/mod.rs"]
+mod shared;
+
+use shared::checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // numeric, interval, timestamps, inet, uuid, ... as sample values and as labels: no panic.

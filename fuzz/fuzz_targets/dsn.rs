@@ -1,9 +1,9 @@
 #![no_main]
 
-#[path = "../../tests/support/fuzz_checks.rs"]
-mod checks;
-#[path = "../../tests/support/openmetrics.rs"]
-mod openmetrics;
+#[path = "../shared/mod.rs"]
+mod shared;
+
+use shared::checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // Input: `password \0 template`, where {PW}, {PWENC}, {PWQ} in the template stand for the password.

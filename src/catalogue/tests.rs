@@ -1,3 +1,6 @@
+use std::time::Duration;
+
+use super::load::yaml_options;
 use super::*;
 
 fn ok(yaml: &str) -> Catalogue {
@@ -60,7 +63,7 @@ queries:
     assert_eq!(c.families.len(), 1);
     let f = &c.families[0];
     assert_eq!((f.name.as_str(), f.kind, f.help.as_str()), ("calls", MetricKind::Counter, "Old layout."));
-    assert_eq!(f.sources, vec![(0, 0), (1, 0)]);
+    assert_eq!(f.sources, vec![Source { query: 0, metric: 0 }, Source { query: 1, metric: 0 }]);
     assert_eq!(c.queries[1].requires.extensions, vec![ExtensionRequirement::parse("pg_stat_statements").unwrap()]);
     assert_eq!(c.queries[1].requires.min_version, Some(13));
 }
@@ -142,4 +145,99 @@ fn extension_version_constraints() {
     );
     assert_eq!(d[0].field, "queries.a.requires.extensions");
     assert!(d[0].message.contains("invalid version"), "{d:?}");
+}
+
+#[test]
+fn a_ttl_adds_a_caching_note_to_help() {
+    let c = ok(r#"
+queries:
+  slow:
+    help: Slow one
+    ttl: 5m
+    sql: SELECT 1 AS v
+    metrics: [{name: slow, type: gauge, value: v}, {name: slow_b, type: gauge, value: v, help: "Own help."}]
+  fast:
+    help: Fast one.
+    sql: SELECT 1 AS v
+    metrics: [{name: fast, type: gauge, value: v}]
+"#);
+    let help: Vec<&str> = c.families.iter().map(|f| f.help.as_str()).collect();
+    assert_eq!(help, ["Slow one. Cached for up to 5 minutes.", "Own help. Cached for up to 5 minutes.", "Fast one."]);
+    assert_eq!(c.queries[0].help, "Slow one", "the query's own help is unchanged");
+}
+
+#[test]
+fn durations_are_spoken_in_the_largest_whole_unit() {
+    let spoken = |ms: u64| spoken_duration(Duration::from_millis(ms));
+    assert_eq!(
+        [spoken(1_000), spoken(30_000), spoken(60_000), spoken(90_000), spoken(7_200_000), spoken(1_500)],
+        ["1 second", "30 seconds", "1 minute", "90 seconds", "2 hours", "1.5 seconds"]
+    );
+}
+
+#[test]
+fn file_sets_are_validated_and_resolved_against_the_catalogue() {
+    let c = parse(
+        r#"
+queries: {a: {help: x, sql: SELECT 1 AS v, metrics: [{name: a, type: gauge, value: v}]}}
+files:
+  pg_backup:
+    help: "Backups (runbook: Backup Operations)."
+    directory: backups
+    pattern: "backup-*.dump*"
+    header: PGDMP
+    ttl: 2m
+"#,
+        "/etc/rbx/queries.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let set = &c.files[0];
+    assert_eq!(set.directory, std::path::Path::new("/etc/rbx/backups"));
+    assert_eq!((set.header.as_deref(), set.ttl), (Some(&b"PGDMP"[..]), Duration::from_secs(120)));
+    assert_eq!(set.metric_name(FileMetric::NewestTimestamp), "pg_backup_newest_timestamp_seconds");
+    assert!(
+        set.metric_help(FileMetric::Files).ends_with("Cached for up to 2 minutes."),
+        "{}",
+        set.metric_help(FileMetric::Files)
+    );
+
+    let d = diagnostics(
+        r#"queries: {a: {help: x, sql: SELECT 1 AS v, metrics: [{name: b_files, type: gauge, value: v}]}}
+files:
+  b:
+    help: ""
+    directory: /x
+    pattern: "a/b*"
+    max_entries: 0
+  runbook_exporter_x: {help: y, directory: /x, pattern: "*", header: ""}
+"#,
+    );
+    let got: Vec<(&str, &str)> = d.iter().map(|d| (d.field.as_str(), d.message.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("files.b", "metric \"b_files\" of this file set is also defined at line 1"),
+            ("files.b.help", "help must not be empty"),
+            ("files.b.pattern", "pattern matches file names: no / in it"),
+            ("files.b.max_entries", "max_entries must be between 1 and 1000000"),
+            (
+                "files.runbook_exporter_x",
+                "invalid file set name \"runbook_exporter_x\": it prefixes metric names, use [a-zA-Z_][a-zA-Z0-9_]* outside runbook_exporter_"
+            ),
+            ("files.runbook_exporter_x.header", "header must not be empty; leave it out instead"),
+        ]
+    );
+}
+
+#[test]
+fn a_missing_top_level_key_next_to_an_odd_unknown_key_still_names_a_field() {
+    // `.queries` and `""` are unknown keys that contain or are nothing but a dot-free path part.
+    for yaml in [".queries: {}\n", "\"\": {}\n", "\"\":\n  queries: {}\n"] {
+        let found = diagnostics(yaml);
+        assert!(!found.is_empty(), "{yaml:?}");
+        for d in &found {
+            assert!(!d.field.is_empty() && d.line >= 1, "{yaml:?}: {d:?}");
+        }
+        assert!(found.iter().any(|d| d.message.contains("missing field `queries`")), "{yaml:?}: {found:?}");
+    }
 }
