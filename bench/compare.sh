@@ -295,16 +295,23 @@ for n, q in c["queries"].items():
     print(f"{n}\t{q.get('ttl', d)}")
 PY
 
-say "timing each catalogue query alone ($timing_runs fresh sessions each)"
-: >"$res/timings.tsv"
+# Twice: in a session set up as runbook-exporter sets up its own (no parallel workers), which is what the
+# cold-scrape target compares with, and with the server's defaults (parallel workers allowed), for reference.
+say "timing each catalogue query alone ($timing_runs fresh sessions each, as runbook-exporter runs it and with the server's defaults)"
 timing_url=postgres://bench_timing@127.0.0.1:$pg_port/ignition
-for f in "$tmp"/sql/runbook/*.sql; do
-    q=$(basename "$f" .sql)
-    for _ in $(seq 1 "$timing_runs"); do
-        t=$({ echo '\timing on'; cat "$f"; } | "$PSQL" -X -q -o /dev/null -v ON_ERROR_STOP=1 -d "$timing_url" \
-            | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
-        [[ -n $t ]] || die "timing $q failed"
-        printf '%s\t%s\n' "$q" "$t" >>"$res/timings.tsv"
+for variant in timings timings-parallel; do
+    : >"$res/$variant.tsv"
+    setup='SET max_parallel_workers_per_gather = 0;'
+    [[ $variant == timings ]] || setup=
+    for f in "$tmp"/sql/runbook/*.sql; do
+        q=$(basename "$f" .sql)
+        for _ in $(seq 1 "$timing_runs"); do
+            t=$({ echo "$setup"; echo '\timing on'; cat "$f"; } \
+                | "$PSQL" -X -q -o /dev/null -v ON_ERROR_STOP=1 -d "$timing_url" \
+                | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
+            [[ -n $t ]] || die "timing $q failed"
+            printf '%s\t%s\n' "$q" "$t" >>"$res/$variant.tsv"
+        done
     done
 done
 

@@ -10,7 +10,10 @@ use crate::config::PoolSettings;
 use crate::config::dsn::Database;
 use crate::defaults::CONNECT_TIMEOUT;
 
-/// Builds a pool for `db`; no connection is opened yet. Sessions it opens are read-only by default.
+/// Builds a pool for `db`; no connection is opened yet. Sessions it opens are read-only by default and
+/// never start parallel workers: those are server processes beyond the pool's bound, taken from the
+/// `max_parallel_workers` the application's queries need (and on a small server they slow the scrape they
+/// were meant to speed up, competing for the same CPUs as the pool's other connections).
 pub fn pool(db: &Database, settings: PoolSettings) -> Result<Pool, PoolBuildError> {
     let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Verified };
     let manager = match &db.tls {
@@ -25,7 +28,7 @@ pub fn pool(db: &Database, settings: PoolSettings) -> Result<Pool, PoolBuildErro
         .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
             Box::pin(async move {
                 client
-                    .batch_execute("SET default_transaction_read_only = on")
+                    .batch_execute("SET default_transaction_read_only = on; SET max_parallel_workers_per_gather = 0")
                     .await
                     .map_err(deadpool_postgres::HookError::Backend)
             })

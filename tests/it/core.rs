@@ -261,6 +261,22 @@ fn a_table_the_role_may_not_read_is_skipped_not_failed() {
 }
 
 #[test]
+fn the_exporters_queries_run_read_only_and_never_start_parallel_workers() {
+    // Parallel workers are extra server processes beyond the connection bound, taken from the slots
+    // (max_parallel_workers) the application's own queries need: the exporter's sessions use none, whatever
+    // the database's default.
+    let db = Db::new("noparallel");
+    db.client().batch_execute(&format!("ALTER DATABASE {} SET max_parallel_workers_per_gather = 4", db.name)).unwrap();
+    let mut c = db.client();
+    let default: String = c.query_one("SHOW max_parallel_workers_per_gather", &[]).unwrap().get(0);
+    assert_eq!(default, "4", "a new session of the database gets its default");
+    let exporter = Exporter::with(&catalogue("session_settings")).db(&db.url).start();
+    let m = exporter.metrics();
+    assert_eq!(m.get("session_parallel_workers_per_gather", &[]), 0.0);
+    assert_eq!(m.get("session_read_only", &[]), 1.0);
+}
+
+#[test]
 fn the_exporter_is_not_seen_idle_in_transaction() {
     // BEGIN, the query and ROLLBACK are pipelined; before that, a connections query running on one
     // pooled connection saw the other between round trips in 44 of 100 scrapes. What is left is the
