@@ -344,11 +344,16 @@ enum Plan {
     Wait(Flight),
 }
 
-/// Opens connections up to `pool`'s size in the background and leaves them idle in it.
+/// Opens connections up to `pool`'s size in the background and leaves them idle in it. A pool that already
+/// holds its size is left alone: filling checks every connection out at once, which would keep them from a
+/// scrape's first queries (the first probe after start-up used to, in every first scrape).
 fn fill(pool: Pool) {
+    let status = pool.status();
+    if status.size >= status.max_size {
+        return;
+    }
     tokio::spawn(async move {
-        let size = pool.status().max_size;
-        drop(futures::future::join_all((0..size).map(|_| pool.get())).await);
+        drop(futures::future::join_all((0..status.max_size).map(|_| pool.get())).await);
     });
 }
 
