@@ -106,9 +106,16 @@ impl Target {
         self.server.check(deadline).await
     }
 
-    /// Opens the target's own pool's connections now (start-up, reload).
-    pub fn warm(&self) {
-        self.server.warm();
+    /// Opens the target's own pool's connections and then reads the server's facts, in the background (start-up,
+    /// reload): the first scrape neither waits for connections nor probes a cold session when it comes within
+    /// [`crate::defaults::PROBE_REUSE`], and `/readyz` knows at once.
+    pub fn warm(self: &Arc<Self>) {
+        let target = Arc::clone(self);
+        tokio::spawn(async move {
+            target.server.warm().await;
+            // An unreachable server is recorded and logged by the probe itself.
+            let _ = target.server.facts().await;
+        });
     }
 
     /// Failed connection attempts to the server so far, by kind.

@@ -171,9 +171,12 @@ impl Unit {
         order
     }
 
-    /// Opens up to the pool's size of connections now, so the next scrape does not wait for them.
-    pub fn warm(&self) {
-        fill(self.pool.clone());
+    /// Opens up to the pool's size of connections, so the next scrape does not wait for them; a pool that
+    /// holds its size already (kept over a reload) is left alone.
+    pub async fn warm(&self) {
+        if short(&self.pool) {
+            fill_now(&self.pool).await;
+        }
     }
 
     /// Whether the query at `qi` of the catalogue runs on this unit.
@@ -237,14 +240,20 @@ impl Unit {
                                     tracing::warn!(target = %name, datname = datname.as_deref(), kind = e.kind.as_str(), error = %e.message, "database unreachable");
                                 }
                             }
-                            Ok(_) => {
+                            Ok(f) => {
                                 if was_down {
                                     tracing::info!(target = %name, datname = datname.as_deref(), "database reachable again");
+                                } else if !was_up && datname.is_none() {
+                                    // The first answer (start-up, reload): what the exporter is connected to.
+                                    tracing::info!(target = %name, server_version = %f.version, role = %f.role, in_recovery = f.in_recovery, sees_all_sessions = f.sees_all_sessions, "connected");
                                 }
-                                // After an outage, or when the server came up after the exporter (the first
-                                // probe to answer), the pool is empty or part-filled: fill it before the next
-                                // scrape needs it. A watched database's connection lives only for its turn.
-                                if !was_up && datname.is_none() {
+                                // After an outage the pool's connections are broken, and when the server came up
+                                // after the exporter (the first probe to answer) the pool is part-filled: fill it
+                                // (replacing the broken ones) before the next scrape needs it. A pool the
+                                // start-up fill opened whole is left alone: filling checks every connection out
+                                // at once, which would keep them from the first scrape's queries. A watched
+                                // database's connection lives only for its turn.
+                                if datname.is_none() && (was_down || (!was_up && short(&pool))) {
                                     fill(pool.clone());
                                 }
                             }
@@ -344,17 +353,21 @@ enum Plan {
     Wait(Flight),
 }
 
-/// Opens connections up to `pool`'s size in the background and leaves them idle in it. A pool that already
-/// holds its size is left alone: filling checks every connection out at once, which would keep them from a
-/// scrape's first queries (the first probe after start-up used to, in every first scrape).
+/// Opens connections up to `pool`'s size in the background and leaves them idle in it; checking each one out
+/// also replaces those that broke.
 fn fill(pool: Pool) {
+    tokio::spawn(async move { fill_now(&pool).await });
+}
+
+/// [`fill`], done when the connections are open (or failed to open).
+async fn fill_now(pool: &Pool) {
+    drop(futures::future::join_all((0..pool.status().max_size).map(|_| pool.get())).await);
+}
+
+/// Whether `pool` holds fewer connections than its size.
+fn short(pool: &Pool) -> bool {
     let status = pool.status();
-    if status.size >= status.max_size {
-        return;
-    }
-    tokio::spawn(async move {
-        drop(futures::future::join_all((0..status.max_size).map(|_| pool.get())).await);
-    });
+    status.size < status.max_size
 }
 
 /// Age at which a refresh-ahead query starts its background refresh: a tenth of the ttl

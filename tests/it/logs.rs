@@ -86,3 +86,39 @@ fn json_logs_name_the_database_in_target() {
         assert!(target.is_none_or(|t| t == "primary"), "`target` holds something other than the database: {line}");
     }
 }
+
+#[test]
+fn at_start_up_the_exporter_connects_and_says_to_what_before_any_scrape() {
+    let db = Db::new("startlog");
+    let mut c = db.client();
+    let version: String = c.query_one("SELECT current_setting('server_version')", &[]).unwrap().get(0);
+    let exporter = Exporter::with(CATALOGUE).db(&db.url).start();
+    let connected = |logs: &str| logs.lines().find(|l| l.contains(" INFO connected ")).map(str::to_owned);
+    assert!(
+        eventually(Duration::from_secs(10), || connected(&exporter.logs()).is_some()),
+        "no \"connected\" line without a scrape: {}",
+        exporter.logs()
+    );
+    let line = connected(&exporter.logs()).unwrap();
+    for field in [format!("server_version={version}"), "role=postgres".to_owned(), "in_recovery=false".to_owned()] {
+        assert!(line.contains(&field), "{field} missing: {line}");
+    }
+    assert!(!exporter.logs().contains(" query executed "), "no query ran before a scrape: {}", exporter.logs());
+    // The pool was opened too: both connections are there before the first scrape.
+    let mut open = || -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'runbook-exporter' AND datname = $1",
+            &[&db.name],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let mut n = 0;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            n = open();
+            n == 2
+        }),
+        "{n} connections open before the first scrape"
+    );
+}
