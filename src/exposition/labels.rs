@@ -11,14 +11,18 @@ pub fn push_label(out: &mut String, name: &str, value: &str) {
     }
     out.push_str(name);
     out.push_str("=\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+    // Runs of characters that need no escape are copied whole.
+    let mut rest = value;
+    while let Some(at) = rest.find(['\\', '"', '\n']) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        });
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -39,4 +43,21 @@ pub fn join<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
         out.push_str(p);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped_for_both_text_formats_and_pairs_joined_by_commas() {
+        assert_eq!(render_label("a", "plain ünïcode"), "a=\"plain ünïcode\"");
+        assert_eq!(render_label("a", "x\\y\"z\nw"), "a=\"x\\\\y\\\"z\\nw\"");
+        assert_eq!(render_label("a", "\\\\\"\"\n\n"), "a=\"\\\\\\\\\\\"\\\"\\n\\n\"");
+        assert_eq!(render_label("a", ""), "a=\"\"");
+        let mut out = render_label("target", "t");
+        push_label(&mut out, "datname", "d\"b");
+        assert_eq!(out, "target=\"t\",datname=\"d\\\"b\"");
+        assert_eq!(join(["", "a=\"1\"", "", "b=\"2\""]), "a=\"1\",b=\"2\"");
+    }
 }
