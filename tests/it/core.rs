@@ -245,7 +245,7 @@ fn a_table_the_role_may_not_read_is_skipped_not_failed() {
              CREATE ROLE monitor LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor;"
         ))
         .unwrap();
-    let url = db.url.replacen("://postgres:", "://monitor:", 1);
+    let url = db.url_as("monitor");
     let exporter = Exporter::with(&catalogue("secret_table")).db(&url).start();
     let m = exporter.metrics();
     assert_eq!(

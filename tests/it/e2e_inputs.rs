@@ -113,7 +113,7 @@ fn leak_ticket_log_silence_and_missing_input_reach_the_webhook() {
     let records = dir.path().join("runbook-exporter.records.yml");
     std::fs::write(&rules, shorten_for(&read(RULES), "3s")).unwrap();
     std::fs::write(&records, read(RECORDS)).unwrap();
-    let exporter_url = db.url.replacen("://postgres:", &format!("://{ROLE}:"), 1);
+    let exporter_url = db.url_as(ROLE);
     let exporter = Exporter::with(&test_catalogue()).db(&exporter_url).start();
     let stack = Stack::start(dir.path(), &records, &rules, &mixin_default("job"), "{}", exporter);
     let (webhook, exporter) = (&stack.webhook, &stack.exporter);

@@ -40,7 +40,7 @@ fn a_role_without_pg_monitor_counts_other_sessions_as_hidden_with_totals_right()
     let mut in_tx = connect_as(&db.url, "someone-else");
     in_tx.batch_execute("BEGIN; SELECT 1").unwrap();
 
-    let url = db.url.replacen("://postgres:", "://rbx_plain:", 1);
+    let url = db.url_as("rbx_plain");
     let exporter = Exporter::with(&read("queries.yaml")).db(&url).start();
     let this_db = ("datname", db.name.as_str());
     let hidden_pair = [("usename", "postgres"), ("application_name", "someone-else"), ("state", "hidden")];
@@ -117,7 +117,7 @@ fn the_role_recipe_run_as_written_by_psql_serves_the_whole_catalogue() {
     assert!(out.status.success(), "psql -f recipe failed:\n{stderr}");
     assert!(!stderr.contains("ERROR"), "{stderr}");
 
-    let url = db.url.replacen("://postgres:", "://runbook_exporter:", 1);
+    let url = db.url_as("runbook_exporter");
     let exporter = Exporter::with(&read("queries.yaml")).db(&url).start();
     let m = exporter.metrics();
     assert_eq!(m.get("pg_up", &[]), 1.0, "{}", exporter.logs());

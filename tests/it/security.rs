@@ -202,7 +202,7 @@ fn a_role_without_pg_monitor_is_reported_and_check_says_what_to_grant() {
             db.name
         ))
         .unwrap();
-    let url = db.url.replacen("://postgres:", "://Rbx_Plain:", 1);
+    let url = db.url_as("Rbx_Plain");
     let exporter = Exporter::with(&catalogue("quick")).db(&url).start();
     let m = exporter.metrics();
     assert_eq!(m.get("pg_up", &[]), 1.0, "{}", exporter.logs());

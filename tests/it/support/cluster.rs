@@ -423,6 +423,11 @@ impl Db {
         Db { name, url, cluster: Some(cluster), admin_url: None }
     }
 
+    /// [`Db::url`] as `user`, a role made with the password [`PASSWORD`].
+    pub fn url_as(&self, user: &str) -> String {
+        self.url.replacen("://postgres:", &format!("://{user}:"), 1)
+    }
+
     /// A superuser session.
     pub fn client(&self) -> postgres::Client {
         match &self.cluster {
