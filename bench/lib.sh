@@ -38,3 +38,22 @@ need_deb() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
     command -v "$2" >/dev/null 2>&1 || die "$1 installed but $2 not found"
 }
+
+# Replaces the section "## HEADING" of the Markdown file FILE (up to the next "## " heading) with the text of
+# CONTENT (a file that starts with that heading line), or appends it; bench/report.py keeps such sections when
+# it rewrites docs/benchmarks.md.
+replace_section() { # FILE HEADING CONTENT
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys
+from pathlib import Path
+out, heading, section = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]).read_text().rstrip("\n").split("\n") + [""]
+lines = out.read_text().splitlines() if out.exists() else []
+if heading in lines:
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    lines[start:end] = section
+else:
+    lines += [""] + section
+out.write_text("\n".join(lines).rstrip("\n") + "\n")
+PY
+}

@@ -495,6 +495,10 @@ def targets(results, timings, ttls, meta, timings_parallel=None):
     return out
 
 
+# The section bench/statements.sh writes.
+STATEMENTS_HEADING = "## pg_stat_statements ranked without query text"
+
+
 def kept_section(path, heading):
     """The lines of `path`'s section `heading` (up to the next `## ` heading), written by another script
     (bench/scale.sh writes "## Scaling"), so that rewriting the file keeps it; [] if there is none."""
@@ -652,6 +656,7 @@ def cmd_report(res_dir, output):
         md.append("- None: every exporter stayed up, answered every scrape with 200 and reported no failed query.")
     md.append("")
     md += kept_section(output, "## Scaling")
+    md += kept_section(output, STATEMENTS_HEADING)
     Path(output).write_text("\n".join(md))
     print()
     print("\n".join(tgt))

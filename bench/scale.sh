@@ -184,19 +184,9 @@ table=("| Case | Cold scrape (s) | Warm scrape, median (s) | Series | Exporter R
        "|---|---|---|---|---|---|---|---|" "${rows[@]}")
 printf '%s\n' "${table[@]}"
 run_note="Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//')), $("$PG_BIN/postgres" --version), exporter $("$binary" --version) (git $(cd "$repo" && git rev-parse --short HEAD)), \`bench/scale.sh --databases $databases --targets $targets --tables ${tables:-none} --warm $warm\`, $warm warm scrapes per case."
-printf '%s\n' "${table[@]}" >"$tmp/table.md"
-python3 - "$output" "$tmp/table.md" "$run_note" <<'PY'
-import sys
-from pathlib import Path
-out, table, note = Path(sys.argv[1]), Path(sys.argv[2]).read_text().rstrip("\n"), sys.argv[3]
-lines = out.read_text().splitlines() if out.exists() else []
-section = ["## Scaling", "", "Measured by `bench/scale.sh` (see its header for what each column is).", "", note, "", table, ""]
-if "## Scaling" in lines:
-    start = lines.index("## Scaling")
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    lines[start:end] = section
-else:
-    lines += [""] + section
-out.write_text("\n".join(lines).rstrip("\n") + "\n")
-PY
+{
+    printf '## Scaling\n\nMeasured by `bench/scale.sh` (see its header for what each column is).\n\n%s\n\n' "$run_note"
+    printf '%s\n' "${table[@]}"
+} >"$tmp/section.md"
+replace_section "$output" "## Scaling" "$tmp/section.md"
 say "wrote the Scaling section of $output"
