@@ -17,7 +17,7 @@ use crate::support::cluster::connect_as;
 use crate::support::data::{read, root};
 use crate::support::generated::{check_file, check_section};
 use crate::support::ignition::{load_ignition, small_seed};
-use crate::support::library::{Catalogue, Query, Role, shipped};
+use crate::support::library::{Catalogue, Query, Role, file_set_metrics, shipped};
 use crate::support::versions;
 use crate::support::{Cluster, Db, Exporter, Metrics, eventually};
 
@@ -945,7 +945,7 @@ fn metrics_doc(cat: &Catalogue) -> String {
         "<!-- Generated from queries.yaml by `UPDATE_DOCS=1 cargo test --test it catalogue::`; do not edit. -->\n\n",
     );
     d.push_str(
-        "Every metric family of the shipped catalogue, [`queries.yaml`](../queries.yaml), in catalogue order.\n\
+        "Every metric family of the shipped catalogue, [`queries.yaml`](../queries.yaml), in catalogue order, then the metrics of its `files:` sets.\n\
          Counters are exposed with `_total`.\n\
          TTL is how long a query's result is served again before the query runs anew.\n\
          A query whose requirements are not met is skipped (`runbook_exporter_query_skipped{query,reason}`) and its metrics are absent.\n\
@@ -964,6 +964,10 @@ fn metrics_doc(cat: &Catalogue) -> String {
         let ttls =
             queries.iter().map(|q| ttl(q.ttl)).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", ");
         let _ = writeln!(d, "| `{name}` | {kind} | {labels} | {names} | {ttls} | {} |", cell(&f.help));
+    }
+    // The `files:` sets' metrics, after the queries' (every one a gauge without labels).
+    for m in file_set_metrics(&root().join("queries.yaml")) {
+        let _ = writeln!(d, "| `{}` | gauge |  | `files:` `{}` | {} | {} |", m.name, m.set, ttl(m.ttl), cell(&m.help));
     }
     d.push_str("\n## Queries\n\n| query | TTL | timeout | requires | help |\n|---|---|---|---|---|\n");
     for q in &cat.queries {

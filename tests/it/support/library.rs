@@ -319,8 +319,32 @@ pub fn self_metrics_table() -> String {
     runbook_exporter::exposition::self_metrics::reference_table()
 }
 
+/// One metric of a `files:` set, as `docs/metrics.md` lists it.
+pub struct FileSetMetric {
+    pub name: String,
+    pub help: String,
+    /// The set it belongs to.
+    pub set: String,
+    pub ttl: Duration,
+}
+
+/// Every metric of every `files:` set of the catalogue at `path`, set by set.
+pub fn file_set_metrics(path: &Path) -> Vec<FileSetMetric> {
+    let cat = catalogue::load(path).unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
+    cat.files
+        .iter()
+        .flat_map(|set| {
+            catalogue::FileMetric::ALL.map(|m| FileSetMetric {
+                name: set.metric_name(m),
+                help: set.metric_help(m),
+                set: set.name.clone(),
+                ttl: set.ttl,
+            })
+        })
+        .collect()
+}
+
 /// The metric names of every `files:` set of the catalogue at `path`.
 pub fn file_set_metric_names(path: &Path) -> Vec<String> {
-    let cat = catalogue::load(path).unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
-    cat.files.iter().flat_map(|set| catalogue::FileMetric::ALL.map(|m| set.metric_name(m))).collect()
+    file_set_metrics(path).into_iter().map(|m| m.name).collect()
 }
